@@ -1,0 +1,34 @@
+# EffYOLO: `make demo` trains on a generated dataset; `make test` runs the test suite. Both create .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_DIR := data/shapes
+DEMO_RUN := logs/demo
+DEMO_SIZE := 256
+
+.PHONY: demo test lint clean-demo
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) synthetic_data.py --out-dir $(DEMO_DIR) --images 400 --seed 0
+	$(PY) voc_annotation.py --voc-root $(DEMO_DIR) --classes $(DEMO_DIR)/classes.txt --out-dir $(DEMO_DIR)/lines
+	$(PY) train.py --train $(DEMO_DIR)/lines/train.txt --val $(DEMO_DIR)/lines/val.txt \
+		--classes $(DEMO_DIR)/classes.txt --phi 0 --input-size $(DEMO_SIZE) --epochs 14 --batch-size 8 \
+		--eval-period 7 --run-dir $(DEMO_RUN)
+	$(PY) get_map.py --run-dir $(DEMO_RUN) --annotations $(DEMO_DIR)/lines/val.txt
+	$(PY) predict.py image --run-dir $(DEMO_RUN) --input $(DEMO_DIR)/JPEGImages/shapes_00000.jpg \
+		--output $(DEMO_RUN)/prediction.png
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+
+clean-demo:
+	rm -rf $(DEMO_DIR) $(DEMO_RUN)

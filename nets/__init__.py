@@ -1,0 +1,1 @@
+"""Model code: backbones, necks, heads, the assembled detector and its loss."""

@@ -1,0 +1,209 @@
+"""Functional EfficientNet B0–B7, layer for layer `keras.applications.EfficientNetB{phi}(include_top=False)`.
+
+The architecture is data: `BLOCKS` is the B0 stage table and `SCALING` the compound-scaling table of the paper;
+one generic builder loops over them. Layer names follow Keras' scheme (`block{stage}{letter}_{part}`) so that
+ImageNet weights published for `keras.applications` load by name.
+
+Example:
+    >>> model = build_efficientnet(0, input_shape=(224, 224, 3))
+    >>> model.output_shape
+    (None, 7, 7, 1280)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
+IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
+
+CONV_INITIALIZER = {
+    "class_name": "VarianceScaling",
+    "config": {"scale": 2.0, "mode": "fan_out", "distribution": "truncated_normal"},
+}
+
+
+@dataclass(frozen=True)
+class StageArgs:
+    """One stage of MBConv blocks, in B0 units (before width/depth scaling)."""
+
+    kernel_size: int
+    repeats: int
+    filters_in: int
+    filters_out: int
+    expand_ratio: int
+    strides: int
+    se_ratio: float = 0.25
+
+
+BLOCKS: tuple[StageArgs, ...] = (
+    StageArgs(3, 1, 32, 16, 1, 1),
+    StageArgs(3, 2, 16, 24, 6, 2),
+    StageArgs(5, 2, 24, 40, 6, 2),
+    StageArgs(3, 3, 40, 80, 6, 2),
+    StageArgs(5, 3, 80, 112, 6, 1),
+    StageArgs(5, 4, 112, 192, 6, 2),
+    StageArgs(3, 1, 192, 320, 6, 1),
+)
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Compound-scaling coefficients of one EfficientNet variant."""
+
+    width: float
+    depth: float
+    resolution: int
+    dropout: float
+
+
+# phi -> (width, depth, default resolution, top dropout), from the EfficientNet paper.
+SCALING: tuple[Scaling, ...] = (
+    Scaling(1.0, 1.0, 224, 0.2),
+    Scaling(1.0, 1.1, 240, 0.2),
+    Scaling(1.1, 1.2, 260, 0.3),
+    Scaling(1.2, 1.4, 300, 0.3),
+    Scaling(1.4, 1.8, 380, 0.4),
+    Scaling(1.6, 2.2, 456, 0.4),
+    Scaling(1.8, 2.6, 528, 0.5),
+    Scaling(2.0, 3.1, 600, 0.5),
+)
+
+
+def round_filters(filters: int, width: float, divisor: int = 8) -> int:
+    """Scale a channel count by `width` and round to a multiple of `divisor`, never losing more than 10%."""
+    scaled = filters * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * scaled:
+        rounded += divisor
+    return int(rounded)
+
+
+def round_repeats(repeats: int, depth: float) -> int:
+    """Scale a stage's block count by `depth`, rounding up."""
+    return int(math.ceil(depth * repeats))
+
+
+def _same_pad_for_stride2(size: int | None, kernel_size: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """TF-style 'same' padding for a stride-2 conv (Keras' `correct_pad`), on a square input."""
+    adjust = 1 if size is None else 1 - size % 2
+    half = kernel_size // 2
+    return (half - adjust, half), (half - adjust, half)
+
+
+def mbconv_block(
+    x: keras.KerasTensor,
+    args: StageArgs,
+    filters_in: int,
+    filters_out: int,
+    strides: int,
+    drop_rate: float,
+    name: str,
+    activation: str = "swish",
+    bn_momentum: float = 0.99,
+) -> keras.KerasTensor:
+    """Inverted residual block: expand 1×1 → depthwise k×k → squeeze-excite → project 1×1 (+ drop-connect skip)."""
+    inputs = x
+    filters = filters_in * args.expand_ratio
+    if args.expand_ratio != 1:
+        x = layers.Conv2D(filters, 1, padding="same", use_bias=False, kernel_initializer=CONV_INITIALIZER,
+                          name=f"{name}expand_conv")(x)
+        x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}expand_bn")(x)
+        x = layers.Activation(activation, name=f"{name}expand_activation")(x)
+    if strides == 2:
+        x = layers.ZeroPadding2D(_same_pad_for_stride2(x.shape[1], args.kernel_size), name=f"{name}dwconv_pad")(x)
+    x = layers.DepthwiseConv2D(args.kernel_size, strides=strides, padding="valid" if strides == 2 else "same",
+                               use_bias=False, depthwise_initializer=CONV_INITIALIZER, name=f"{name}dwconv")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}bn")(x)
+    x = layers.Activation(activation, name=f"{name}activation")(x)
+
+    squeezed = max(1, int(filters_in * args.se_ratio))
+    se = layers.GlobalAveragePooling2D(name=f"{name}se_squeeze")(x)
+    se = layers.Reshape((1, 1, filters), name=f"{name}se_reshape")(se)
+    se = layers.Conv2D(squeezed, 1, padding="same", activation=activation, kernel_initializer=CONV_INITIALIZER,
+                       name=f"{name}se_reduce")(se)
+    se = layers.Conv2D(filters, 1, padding="same", activation="sigmoid", kernel_initializer=CONV_INITIALIZER,
+                       name=f"{name}se_expand")(se)
+    x = layers.multiply([x, se], name=f"{name}se_excite")
+
+    x = layers.Conv2D(filters_out, 1, padding="same", use_bias=False, kernel_initializer=CONV_INITIALIZER,
+                      name=f"{name}project_conv")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}project_bn")(x)
+    if strides == 1 and filters_in == filters_out:
+        if drop_rate > 0:
+            # Drop connect = stochastic depth: drops the whole residual branch per sample; off at inference.
+            x = layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=f"{name}drop")(x)
+        x = layers.add([x, inputs], name=f"{name}add")
+    return x
+
+
+def build_efficientnet(
+    phi: int,
+    input_shape: tuple[int | None, int | None, int] = (None, None, 3),
+    drop_connect_rate: float = 0.2,
+    imagenet_rescaling: bool = False,
+    bn_momentum: float = 0.99,
+    name: str | None = None,
+) -> keras.Model:
+    """EfficientNet-B{phi} feature extractor (up to `top_activation`), taking 0–255 RGB pixels.
+
+    Args:
+        phi: 0–7, selects B0–B7 by compound scaling.
+        input_shape: (H, W, 3); None dimensions allowed.
+        drop_connect_rate: stochastic-depth rate of the last block (linearly increasing from 0).
+        imagenet_rescaling: add Keras' extra `Rescaling` by 1/sqrt(std) that its ImageNet weights expect.
+        bn_momentum: BatchNorm moving-average momentum (Keras' 0.99 by default; lower adapts faster).
+        name: model name, `efficientnetb{phi}` by default (as Keras).
+    """
+    if not 0 <= phi < len(SCALING):
+        raise ValueError(f"phi must be in 0..{len(SCALING) - 1}, got {phi}")
+    scale = SCALING[phi]
+    inputs = keras.Input(shape=input_shape, name="input_layer")
+    x = layers.Rescaling(1.0 / 255.0, name="rescaling")(inputs)
+    normalization = layers.Normalization(axis=-1, name="normalization")
+    x = normalization(x)
+    if imagenet_rescaling:
+        x = layers.Rescaling([1.0 / math.sqrt(s) for s in IMAGENET_STDDEV_RGB], name="rescaling_1")(x)
+    x = layers.ZeroPadding2D(_same_pad_for_stride2(input_shape[0], 3), name="stem_conv_pad")(x)
+    x = layers.Conv2D(round_filters(32, scale.width), 3, strides=2, padding="valid", use_bias=False,
+                      kernel_initializer=CONV_INITIALIZER, name="stem_conv")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name="stem_bn")(x)
+    x = layers.Activation("swish", name="stem_activation")(x)
+
+    total_blocks = sum(round_repeats(stage.repeats, scale.depth) for stage in BLOCKS)
+    block_index = 0
+    for stage_index, stage in enumerate(BLOCKS):
+        filters_in = round_filters(stage.filters_in, scale.width)
+        filters_out = round_filters(stage.filters_out, scale.width)
+        for repeat in range(round_repeats(stage.repeats, scale.depth)):
+            x = mbconv_block(
+                x, stage,
+                filters_in=filters_in if repeat == 0 else filters_out,
+                filters_out=filters_out,
+                strides=stage.strides if repeat == 0 else 1,
+                drop_rate=drop_connect_rate * block_index / total_blocks,
+                name=f"block{stage_index + 1}{chr(ord('a') + repeat)}_",
+                bn_momentum=bn_momentum,
+            )
+            block_index += 1
+
+    x = layers.Conv2D(round_filters(1280, scale.width), 1, padding="same", use_bias=False,
+                      kernel_initializer=CONV_INITIALIZER, name="top_conv")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name="top_bn")(x)
+    x = layers.Activation("swish", name="top_activation")(x)
+    model = keras.Model(inputs, x, name=name or f"efficientnetb{phi}")
+    set_imagenet_normalization(normalization)
+    return model
+
+
+def set_imagenet_normalization(normalization: layers.Normalization) -> None:
+    """Put ImageNet's RGB mean and variance into an (unadapted) Normalization layer's state variables."""
+    mean, variance, count = normalization.get_weights()
+    mean[...] = IMAGENET_MEAN_RGB
+    variance[...] = [s * s for s in IMAGENET_STDDEV_RGB]
+    normalization.set_weights([mean, variance, count])
+    normalization.finalize_state()  # `call` reads tensors derived here, not the variables set above

@@ -1,0 +1,41 @@
+"""YOLO detection head: per level a 3×3 conv and a 1×1 prediction conv, reshaped to (H, W, A, 5 + C)."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import layers
+
+from nets.layers import conv_bn_act
+
+LEVEL_NAMES = ("p3", "p4", "p5")
+STRIDES = (8, 16, 32)
+
+
+def yolo_head(
+    features: list[keras.KerasTensor], num_classes: int, anchors_per_scale: int = 3, name: str = "head"
+) -> list[keras.KerasTensor]:
+    """Raw predictions per level: (B, H/s, W/s, A, 5 + C) = tx, ty, tw, th, objectness logit, class logits."""
+    outputs = []
+    for feature, level in zip(features, LEVEL_NAMES, strict=True):
+        x = conv_bn_act(feature, 2 * feature.shape[-1], 3, name=f"{name}_{level}")
+        x = layers.Conv2D(anchors_per_scale * (5 + num_classes), 1, name=f"{name}_{level}_pred")(x)
+        outputs.append(layers.Reshape((x.shape[1], x.shape[2], anchors_per_scale, 5 + num_classes),
+                                      name=level)(x))  # (B, H/s, W/s, A, 5 + C)
+    return outputs
+
+
+def init_head_biases(model: keras.Model, num_classes: int, input_size: int, name: str = "head") -> None:
+    """Start objectness and class logits at sensible priors so early training is not swamped by negatives.
+
+    Objectness starts at about 8 objects per 640×640 image spread over a level's cells; classes at 0.6/C.
+    """
+    for level, stride in zip(LEVEL_NAMES, STRIDES, strict=True):
+        layer = model.get_layer(f"{name}_{level}_pred")
+        bias = np.zeros(layer.bias.shape, dtype="float32").reshape(-1, 5 + num_classes)
+        cells = (input_size / stride) ** 2
+        bias[:, 4] = math.log(8 / cells * (input_size / 640) ** 2 + 1e-9)
+        bias[:, 5:] = math.log(0.6 / max(num_classes - 0.99, 0.01))
+        layer.bias.assign(bias.reshape(-1))

@@ -1,0 +1,44 @@
+"""Shared fixtures: quiet TensorFlow, the project root on sys.path, and small data written into tmp_path."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+
+
+def shared_dataset(name: str) -> Path:
+    """A dataset from ../shared/datasets, or skip the test saying it is absent (as on a user's machine)."""
+    path = SHARED_DATASETS / name
+    if not path.is_dir():
+        pytest.skip(f"{path} is absent (development data; not on a user's machine)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shapes_voc(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny synthetic VOC set (24 images, 96×96) shared by the slower end-to-end tests."""
+    from utils.synthetic import generate_synthetic_voc
+
+    out = tmp_path_factory.mktemp("shapes")
+    generate_synthetic_voc(out, num_images=24, seed=3, image_size=(96, 96))
+    return out
+
+
+def write_image(path: Path, height: int = 60, width: int = 80, seed: int = 0) -> Path:
+    """Write a small random JPEG/PNG (by suffix) and return its path."""
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    assert cv2.imwrite(str(path), image)
+    return path

@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from utils.annotations import format_line, parse_line, read_anchors, read_annotations, read_class_names
+
+
+def test_path_with_spaces_and_boxes():
+    annotation = parse_line("/data/my images/a b.jpg 1,2,30,40,0 5,6,7,8,2")
+    assert annotation.image_path == "/data/my images/a b.jpg"
+    np.testing.assert_array_equal(annotation.boxes, [[1, 2, 30, 40, 0], [5, 6, 7, 8, 2]])
+
+
+def test_negative_image_has_no_boxes():
+    annotation = parse_line("/data/empty.jpg")
+    assert annotation.image_path == "/data/empty.jpg" and annotation.boxes.shape == (0, 5)
+
+
+def test_round_trip():
+    boxes = np.array([[1, 2, 30, 40, 0], [5, 6, 7, 8, 2]], np.float32)
+    line = format_line("/x y/z.png", boxes)
+    assert line == "/x y/z.png 1,2,30,40,0 5,6,7,8,2"
+    np.testing.assert_array_equal(parse_line(line).boxes, boxes)
+
+
+def test_bad_token_after_boxes_names_the_source():
+    with pytest.raises(ValueError, match=r"train.txt:3: box token '1,2,3' is not x1,y1,x2,y2,class"):
+        parse_line("/a.jpg 1,2,3,4,0 1,2,3", source="train.txt:3")
+
+
+def test_read_annotations_collects_problems(tmp_path):
+    path = tmp_path / "lines.txt"
+    path.write_text("/a.jpg 1,2,3,4,0\n/b.jpg 1,2,3,4,0 oops\n\n")
+    annotations, problems = read_annotations(path, strict=False)
+    assert [a.image_path for a in annotations] == ["/a.jpg"]
+    assert problems == [f"{path}:2: box token 'oops' is not x1,y1,x2,y2,class"]
+    with pytest.raises(ValueError, match=":2:"):
+        read_annotations(path, strict=True)
+
+
+def test_empty_files_are_errors(tmp_path):
+    (tmp_path / "empty.txt").write_text("\n")
+    with pytest.raises(ValueError, match="empty.txt: annotation file is empty"):
+        read_annotations(tmp_path / "empty.txt")
+    (tmp_path / "classes.txt").write_text("")
+    with pytest.raises(ValueError, match="class list is empty"):
+        read_class_names(tmp_path / "classes.txt")
+
+
+def test_anchors_sorted_by_area(tmp_path):
+    (tmp_path / "anchors.txt").write_text("30,61, 10,13\n16,30\n")
+    np.testing.assert_array_equal(read_anchors(tmp_path / "anchors.txt"), [[10, 13], [16, 30], [30, 61]])

@@ -1,0 +1,67 @@
+"""The whole user path on a tiny synthetic set: convert → train → get_map → predict."""
+
+import json
+
+import numpy as np
+import pytest
+
+import get_map
+import predict
+import train
+import voc_annotation
+from utils.annotations import read_annotations
+from utils.plots import read_csv_log
+
+
+@pytest.mark.slow
+def test_convert_train_evaluate_predict(shapes_voc, tmp_path, capsys):
+    lines = tmp_path / "lines"
+    classes = str(shapes_voc / "classes.txt")
+    assert voc_annotation.main(["--voc-root", str(shapes_voc), "--classes", classes, "--out-dir", str(lines),
+                                "--val-fraction", "0.25", "--test-fraction", "0"]) == 0
+    assert len(read_annotations(lines / "train.txt")[0]) == 18 and len(read_annotations(lines / "val.txt")[0]) == 6
+
+    run = tmp_path / "run"
+    assert train.main(["--train", str(lines / "train.txt"), "--val", str(lines / "val.txt"), "--classes", classes,
+                       "--phi", "0", "--input-size", "64", "--epochs", "2", "--batch-size", "6",
+                       "--run-dir", str(run)]) == 0
+    for name in ("config.json", "best.keras", "last.keras", "training_log.csv", "training.png"):
+        assert (run / name).is_file(), name
+    log = read_csv_log(run / "training_log.csv")
+    assert log["epoch"] == [0.0, 1.0] and all(np.isfinite(log["loss"]))
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["class_names"] == ["circle", "square", "triangle"]
+    assert config["model"]["input_size"] == 64 and len(config["model"]["anchors"]) == 9
+
+    assert get_map.main(["--run-dir", str(run), "--annotations", str(lines / "val.txt")]) == 0
+    metrics = json.loads((run / "map" / "metrics.json").read_text())
+    assert 0.0 <= metrics["map50"] <= 1.0 and 0.0 <= metrics["map50_95"] <= metrics["map50"] + 1e-9
+    assert set(metrics["per_class"]) == {"circle", "square", "triangle"}
+
+    image = read_annotations(lines / "val.txt")[0][0].image_path
+    out = tmp_path / "pred.png"
+    assert predict.main(["image", "--run-dir", str(run), "--input", image, "--output", str(out),
+                         "--confidence", "0.0001"]) == 0
+    assert out.is_file() and out.stat().st_size > 0
+    assert f"-> {out}" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_one_batch_fit_loss_decreases(shapes_voc):
+    import keras
+
+    from nets.loss import YoloV3Loss
+    from nets.yolo import build_yolo
+    from utils.annotations import read_anchors
+    from utils.dataloader import build_dataset
+    from utils.voc import convert_voc
+
+    summary = convert_voc(shapes_voc, ["circle", "square", "triangle"], shapes_voc / "lines", progress=False)
+    annotations = read_annotations(summary.written["train"])[0][:4]
+    images, boxes = next(iter(build_dataset(annotations, (64, 64), 4, training=False)))
+    anchors = read_anchors("model_data/yolo_anchors.txt") * 64 / 416
+    model = build_yolo("efficientnet-b0", "yolov3", 3, input_shape=(64, 64, 3))
+    model.compile(keras.optimizers.Adam(1e-3), loss=[YoloV3Loss(anchors, level, 3, (64, 64)) for level in range(3)])
+    history = model.fit(images, (boxes, boxes, boxes), epochs=15, batch_size=4, verbose=0).history["loss"]
+    assert all(np.isfinite(history))
+    assert history[-1] < 0.5 * history[0]

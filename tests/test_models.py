@@ -1,0 +1,76 @@
+import keras
+import numpy as np
+import pytest
+
+from nets.backbones import build_backbone
+from nets.efficientnet import build_efficientnet, round_filters, round_repeats
+from nets.yolo import build_yolo
+
+
+def test_round_filters_and_repeats():
+    assert round_filters(32, 1.0) == 32
+    assert round_filters(32, 1.1) == 32  # 35.2 → 32, within 10%
+    assert round_filters(1280, 1.4) == 1792
+    assert round_filters(40, 1.8) == 72
+    assert round_repeats(3, 1.8) == 6 and round_repeats(1, 3.1) == 4
+
+
+@pytest.mark.slow
+def test_b0_equals_keras_applications_by_count_names_and_outputs():
+    ours = build_efficientnet(0, input_shape=(64, 64, 3))
+    reference = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(64, 64, 3))
+    assert ours.count_params() == reference.count_params() == 4_049_571
+    non_trainable = sum(int(np.prod(w.shape)) for w in ours.non_trainable_weights)
+    assert non_trainable == sum(int(np.prod(w.shape)) for w in reference.non_trainable_weights) == 42_023
+    assert [layer.name for layer in ours.layers[1:]] == [layer.name for layer in reference.layers[1:]]
+    for layer in reference.layers:  # copy by name, Normalization statistics included
+        ours.get_layer(layer.name).set_weights(layer.get_weights()) if layer.weights else None
+    images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    np.testing.assert_allclose(ours.predict(images, verbose=0), reference.predict(images, verbose=0), atol=1e-4)
+
+
+def test_backbone_returns_stride_8_16_32_stage_ends():
+    backbone = build_backbone("efficientnet-b0", input_shape=(64, 64, 3))
+    assert [tuple(o.shape) for o in backbone.outputs] == [(None, 8, 8, 40), (None, 4, 4, 112), (None, 2, 2, 320)]
+    assert [t.name.split("/")[0] for t in [o._keras_history[0] for o in backbone.outputs]] == [
+        "block3b_add", "block5c_add", "block7a_project_bn"]
+    with pytest.raises(ValueError, match="unknown backbone 'resnet50'"):
+        build_backbone("resnet50")
+
+
+def head_parameters(width: int, num_classes: int, anchors: int = 3) -> int:
+    """One level of the head: 3×3 conv width→2·width (no bias), BN (4 per channel), 1×1 conv with bias."""
+    return 9 * width * 2 * width + 4 * 2 * width + (2 * width + 1) * anchors * (5 + num_classes)
+
+
+@pytest.mark.slow
+def test_detector_shapes_parameter_split_and_save_round_trip(tmp_path):
+    model = build_yolo("efficientnet-b0", "yolov3", num_classes=2, input_shape=(64, 64, 3))
+    assert [tuple(o.shape) for o in model.outputs] == [(None, 8, 8, 3, 7), (None, 4, 4, 3, 7), (None, 2, 2, 3, 7)]
+    backbone = model.get_layer("backbone")
+    assert backbone.count_params() == 3_634_844 + 7  # B0 up to block7a (keras' 4,049,571 minus the top conv + BN)
+    head = sum(layer.count_params() for layer in model.layers if layer.name.startswith("head_"))
+    assert head == sum(head_parameters(w, 2) for w in (64, 128, 256))  # B0 neck widths 0.5 × (128, 256, 512)
+    images = np.random.default_rng(1).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+    assert [w.path for w in loaded.weights] == [w.path for w in model.weights]
+    for before, after in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)
+    # oneDNN may pick other kernels for the reloaded graph: equal up to float32 summation order.
+    for before, after in zip(model.predict(images, verbose=0), loaded.predict(images, verbose=0), strict=True):
+        np.testing.assert_allclose(before, after, atol=2e-3)
+
+
+def test_bad_input_size_is_rejected():
+    with pytest.raises(ValueError, match="multiple of 32, got 100x100"):
+        build_yolo("efficientnet-b0", "yolov3", num_classes=2, input_shape=(100, 100, 3))
+
+
+def test_imagenet_normalization_is_live_in_memory():
+    """Regression: Normalization reads tensors made by `finalize_state`, so setting its variables is not enough."""
+    model = build_efficientnet(0, input_shape=(32, 32, 3))
+    normalization = keras.Model(model.input, model.get_layer("normalization").output)
+    white = np.full((1, 32, 32, 3), 255.0, "float32")
+    expected = (1.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    np.testing.assert_allclose(normalization.predict(white, verbose=0)[0, 0, 0], expected, rtol=1e-5)

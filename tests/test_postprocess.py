@@ -1,0 +1,20 @@
+import numpy as np
+import tensorflow as tf
+
+from tests.test_loss import ANCHORS, raw_for_box
+from utils.bbox import boxes_to_letterbox, letterbox_params, postprocess
+
+
+def test_encoded_boxes_come_back_in_original_pixels():
+    # A 200×400 (h×w) image letterboxed into 256×256: scale 0.64, y offset 64.
+    image_hw = tf.constant([[200, 400]])
+    scale, offset = letterbox_params(image_hw[0], (256, 256))
+    original = np.array([[150.0, 50.0, 306.25, 175.0]], np.float32)  # 156.25×125 → 100×80 in the input
+    box_in_input = boxes_to_letterbox(tf.constant(original), scale, offset).numpy()[0]
+    raws = [np.full((1, g, g, 3, 7), -12.0, np.float32) for g in (32, 16, 8)]
+    raws[2] = raw_for_box(list(box_in_input), level=2, anchor=0, grid=8, num_classes=2)
+    result = postprocess([tf.constant(r) for r in raws], tf.constant(ANCHORS), image_hw, (256, 256),
+                         score_threshold=0.5)
+    assert int(result["count"][0]) == 1
+    np.testing.assert_allclose(result["boxes"][0, 0].numpy(), original[0], atol=1e-2)
+    assert int(result["classes"][0, 0]) == 0 and float(result["scores"][0, 0]) > 0.99

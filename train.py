@@ -1,0 +1,89 @@
+"""Train an EfficientNet-YOLO detector on annotation-line files.
+
+Example:
+    python train.py --train data/train.txt --val data/val.txt --classes model_data/voc_classes.txt \
+        --phi 0 --input-size 416 --epochs 50 --batch-size 8 --run-dir logs/voc_b0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from utils.annotations import read_anchors, read_class_names  # noqa: E402
+from utils.config import ModelSpec, TrainConfig  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--train", required=True, help="training annotation lines")
+    data.add_argument("--val", required=True, help="validation annotation lines (mAP each eval period)")
+    data.add_argument("--classes", required=True, help="class list, one name a line")
+    data.add_argument("--anchors", default="model_data/yolo_anchors.txt",
+                      help="nine w,h anchors in pixels of a 416 input; scaled to --input-size")
+    data.add_argument("--max-boxes", type=int, default=100, help="boxes kept per image")
+    model = parser.add_argument_group("model")
+    model.add_argument("--phi", type=int, default=None, help="EfficientNet-B{phi}; shorthand for --backbone")
+    model.add_argument("--backbone", default="efficientnet-b0", help="backbone name")
+    model.add_argument("--neck", default="yolov3", choices=["yolov3"], help="neck")
+    model.add_argument("--neck-width", type=float, default=None, help="neck width multiple (default: per phi)")
+    model.add_argument("--input-size", type=int, default=416, help="square input size, a multiple of 32")
+    model.add_argument("--backbone-weights", default=None, help="Keras weights file for the backbone")
+    fit = parser.add_argument_group("training")
+    fit.add_argument("--epochs", type=int, default=50)
+    fit.add_argument("--batch-size", type=int, default=8)
+    fit.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
+    fit.add_argument("--min-lr-ratio", type=float, default=0.01, help="final lr as a fraction of the peak")
+    fit.add_argument("--warmup-epochs", type=float, default=1.0)
+    fit.add_argument("--weight-decay", type=float, default=5e-4)
+    fit.add_argument("--ignore-threshold", type=float, default=0.5, help="IoU above which a negative is ignored")
+    fit.add_argument("--match-threshold", type=float, default=0.2,
+                     help="shape IoU above which a box also trains a non-best anchor (1 = best anchor only)")
+    fit.add_argument("--eval-period", type=int, default=1, help="epochs between validation mAP evaluations")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--run-dir", required=True, help="output folder; rerun with the same folder to resume")
+    aug = parser.add_argument_group("augmentation")
+    aug.add_argument("--scale-min", type=float, default=0.5, help="smallest random scale of the image")
+    aug.add_argument("--scale-max", type=float, default=1.5, help="largest random scale (crops when > 1)")
+    aug.add_argument("--aspect-jitter", type=float, default=0.3, help="random aspect-ratio change")
+    aug.add_argument("--flip", type=float, default=0.5, help="horizontal flip probability")
+    return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    backbone = f"efficientnet-b{args.phi}" if args.phi is not None else args.backbone
+    anchors = read_anchors(args.anchors) * (args.input_size / 416)
+    spec = ModelSpec(
+        backbone=backbone, neck=args.neck, class_names=tuple(read_class_names(args.classes)),
+        anchors=tuple((round(float(w), 2), round(float(h), 2)) for w, h in anchors),
+        input_size=args.input_size, neck_width=args.neck_width,
+    )
+    return TrainConfig(
+        train=args.train, val=args.val, run_dir=args.run_dir, model=spec, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.lr, min_learning_rate_ratio=args.min_lr_ratio,
+        warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, eval_period=args.eval_period,
+        seed=args.seed, max_boxes=args.max_boxes, ignore_threshold=args.ignore_threshold,
+        match_threshold=args.match_threshold,
+        scale_min=args.scale_min, scale_max=args.scale_max, aspect_jitter=args.aspect_jitter,
+        flip_probability=args.flip, backbone_weights=args.backbone_weights,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = build_config(parse_args(argv))
+    from utils.training import train
+
+    metrics = train(config)
+    if metrics:
+        print(json.dumps({"val_map50": metrics["map50"], "val_map50_95": metrics["map50_95"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

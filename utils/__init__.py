@@ -1,0 +1,1 @@
+"""Data, box, metric and training utilities."""

@@ -1,0 +1,99 @@
+"""The annotation-line format: `<image path> x1,y1,x2,y2,c x1,y1,x2,y2,c ...` (DESIGN.md).
+
+Everything before the first box token is the path, so paths may contain spaces. A line with no box is a valid
+negative image.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+BOX_TOKEN = re.compile(r"^-?\d+(\.\d+)?,-?\d+(\.\d+)?,-?\d+(\.\d+)?,-?\d+(\.\d+)?,\d+$")
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One image and its boxes: (N, 5) float32 rows x1, y1, x2, y2, class id in original-image pixels."""
+
+    image_path: str
+    boxes: np.ndarray
+
+
+def parse_line(line: str, source: str = "<line>") -> Annotation:
+    """Parse one annotation line; `source` (e.g. `train.txt:12`) names it in errors."""
+    tokens = line.strip().split(" ")
+    first_box = next((i for i, token in enumerate(tokens) if BOX_TOKEN.match(token)), len(tokens))
+    path = " ".join(tokens[:first_box]).strip()
+    if not path:
+        raise ValueError(f"{source}: no image path before the boxes")
+    rows = []
+    for token in tokens[first_box:]:
+        if not token:
+            continue
+        if not BOX_TOKEN.match(token):
+            raise ValueError(f"{source}: box token {token!r} is not x1,y1,x2,y2,class")
+        rows.append([float(v) for v in token.split(",")])
+    boxes = np.asarray(rows, dtype=np.float32).reshape(-1, 5)
+    return Annotation(path, boxes)
+
+
+def format_line(image_path: str | Path, boxes: np.ndarray) -> str:
+    """Inverse of `parse_line`; coordinates are written as integers (rounded)."""
+    tokens = [str(image_path)]
+    for x1, y1, x2, y2, class_id in np.asarray(boxes).reshape(-1, 5):
+        tokens.append(f"{round(x1)},{round(y1)},{round(x2)},{round(y2)},{int(class_id)}")
+    return " ".join(tokens)
+
+
+def read_annotations(path: str | Path, strict: bool = True) -> tuple[list[Annotation], list[str]]:
+    """Read an annotation file.
+
+    Returns:
+        the parsed annotations and a list of problems (`file:line: reason`) for lines that did not parse; with
+        `strict` the first problem raises ValueError instead.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: annotation file not found")
+    annotations, problems = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            annotations.append(parse_line(line, source=f"{path}:{number}"))
+        except ValueError as error:
+            if strict:
+                raise
+            problems.append(str(error))
+    if not annotations and not problems:
+        raise ValueError(f"{path}: annotation file is empty")
+    return annotations, problems
+
+
+def read_class_names(path: str | Path) -> list[str]:
+    """One class name a line; blank lines ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: class list not found")
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not names:
+        raise ValueError(f"{path}: class list is empty")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: class list has duplicate names")
+    return names
+
+
+def read_anchors(path: str | Path) -> np.ndarray:
+    """`w,h` pairs (one a line or all on one line) → (N, 2) float32, sorted small to large by area."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: anchors file not found")
+    values = [float(v) for v in re.split(r"[,\s]+", path.read_text(encoding="utf-8").strip()) if v]
+    if len(values) % 2 or not values:
+        raise ValueError(f"{path}: expected w,h pairs, got {len(values)} numbers")
+    anchors = np.asarray(values, dtype=np.float32).reshape(-1, 2)
+    return anchors[np.argsort(anchors[:, 0] * anchors[:, 1], kind="stable")]

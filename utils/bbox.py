@@ -1,0 +1,124 @@
+"""From raw head outputs to detections, in the graph: decode, score filter, class-aware NMS, undo letterbox."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from utils.boxes import cxcywh_to_xyxy
+
+# exp(tw) is capped so an untrained head cannot overflow to inf.
+MAX_LOG_SCALE = 8.0
+
+
+def cell_grid(height: int, width: int) -> tf.Tensor:
+    """(H, W, 1, 2) integer cell coordinates (x, y) as float32."""
+    ys, xs = tf.meshgrid(tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij")
+    return tf.stack([xs, ys], axis=-1)[:, :, None, :]
+
+
+def decode_level(raw: tf.Tensor, anchors: tf.Tensor, stride: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Decode one level's raw output in the YOLOv3 parameterisation.
+
+    Args:
+        raw: (B, H, W, A, 5 + C) head output.
+        anchors: (A, 2) anchor widths and heights in input pixels.
+        stride: the level's stride.
+
+    Returns:
+        boxes (B, H, W, A, 4) x1, y1, x2, y2 in input pixels; objectness logits (B, H, W, A);
+        class logits (B, H, W, A, C).
+    """
+    raw = tf.cast(raw, tf.float32)
+    shape = tf.shape(raw)
+    grid = cell_grid(shape[1], shape[2])
+    centre = (tf.sigmoid(raw[..., 0:2]) + grid) * stride
+    size = tf.exp(tf.minimum(raw[..., 2:4], MAX_LOG_SCALE)) * tf.cast(anchors, tf.float32)
+    boxes = cxcywh_to_xyxy(tf.concat([centre, size], axis=-1))
+    return boxes, raw[..., 4], raw[..., 5:]
+
+
+def decode_outputs(
+    outputs: list[tf.Tensor], anchors: tf.Tensor, strides: tuple[int, ...] = (8, 16, 32)
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """All levels → boxes (B, N, 4) in input pixels and class scores (B, N, C) = objectness × class probability."""
+    anchors = tf.reshape(tf.cast(anchors, tf.float32), (len(strides), -1, 2))
+    all_boxes, all_scores = [], []
+    for level, (raw, stride) in enumerate(zip(outputs, strides, strict=True)):
+        boxes, objectness, class_logits = decode_level(raw, anchors[level], stride)
+        scores = tf.sigmoid(objectness)[..., None] * tf.sigmoid(class_logits)
+        batch = tf.shape(boxes)[0]
+        all_boxes.append(tf.reshape(boxes, (batch, -1, 4)))
+        all_scores.append(tf.reshape(scores, (batch, -1, tf.shape(scores)[-1])))
+    return tf.concat(all_boxes, axis=1), tf.concat(all_scores, axis=1)
+
+
+def letterbox_params(image_hw: tf.Tensor, input_hw: tuple[int, int]) -> tuple[tf.Tensor, tf.Tensor]:
+    """Scale and (x, y) offset that fit an image of `image_hw` centred into `input_hw` keeping its aspect ratio."""
+    image_hw = tf.cast(image_hw, tf.float32)
+    target = tf.constant(input_hw, tf.float32)
+    scale = tf.reduce_min(target / image_hw, axis=-1)
+    new_hw = tf.round(image_hw * scale[..., None])
+    offset_yx = tf.floor((target - new_hw) / 2)
+    return scale, tf.reverse(offset_yx, axis=[-1])
+
+
+def letterbox_image(image: tf.Tensor, input_hw: tuple[int, int], fill: float = 128.0) -> tf.Tensor:
+    """Resize (H, W, 3) to fit `input_hw` keeping the aspect ratio, centred on a `fill` canvas; float32 0–255."""
+    image_hw = tf.shape(image)[:2]
+    scale, offset = letterbox_params(image_hw, input_hw)
+    new_hw = tf.cast(tf.round(tf.cast(image_hw, tf.float32) * scale), tf.int32)
+    resized = tf.image.resize(tf.cast(image, tf.float32), new_hw, method="bilinear")
+    offset = tf.cast(offset, tf.int32)
+    canvas = tf.image.pad_to_bounding_box(resized - fill, offset[1], offset[0], input_hw[0], input_hw[1])
+    return canvas + fill
+
+
+def boxes_to_letterbox(boxes: tf.Tensor, scale: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
+    """Original-image boxes (…, 4) → letterboxed input pixels."""
+    offset4 = tf.concat([offset, offset], axis=-1)
+    return boxes * scale + offset4
+
+
+def boxes_from_letterbox(boxes: tf.Tensor, scale: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
+    """Letterboxed input-pixel boxes (…, 4) → original-image pixels (inverse of `boxes_to_letterbox`)."""
+    offset4 = tf.concat([offset, offset], axis=-1)
+    return (boxes - offset4) / scale
+
+
+def postprocess(
+    outputs: list[tf.Tensor],
+    anchors: tf.Tensor,
+    image_hw: tf.Tensor,
+    input_hw: tuple[int, int],
+    score_threshold: float = 0.25,
+    iou_threshold: float = 0.45,
+    max_detections: int = 100,
+) -> dict[str, tf.Tensor]:
+    """Raw outputs of a batch → detections in original-image pixels, padded to `max_detections`.
+
+    Args:
+        outputs: raw head outputs [p3, p4, p5].
+        anchors: (9, 2) anchors in input pixels, small to large.
+        image_hw: (B, 2) original image heights and widths.
+        input_hw: the model's input height and width.
+
+    Returns:
+        dict with boxes (B, K, 4) x1, y1, x2, y2, scores (B, K), classes (B, K) int32, count (B,) valid rows.
+    """
+    boxes, scores = decode_outputs(outputs, anchors)
+    nms = tf.image.combined_non_max_suppression(
+        boxes[:, :, None, :], scores,
+        max_output_size_per_class=max_detections, max_total_size=max_detections,
+        iou_threshold=iou_threshold, score_threshold=score_threshold, clip_boxes=False,
+    )
+    scale, offset = letterbox_params(image_hw, input_hw)
+    boxes = boxes_from_letterbox(nms.nmsed_boxes, scale[:, None, None], offset[:, None, :])
+    hw = tf.cast(image_hw, tf.float32)
+    limits = tf.stack([hw[:, 1], hw[:, 0], hw[:, 1], hw[:, 0]], axis=-1)[:, None, :]
+    boxes = tf.clip_by_value(boxes, 0.0, limits)
+    return {
+        "boxes": boxes,
+        "scores": nms.nmsed_scores,
+        "classes": tf.cast(nms.nmsed_classes, tf.int32),
+        "count": nms.valid_detections,
+    }

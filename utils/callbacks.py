@@ -1,0 +1,82 @@
+"""Training callbacks: atomic checkpoints, mAP evaluation with best-model selection, plots."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from utils.annotations import Annotation
+from utils.evaluation import evaluate_model
+from utils.fileio import atomic_write
+from utils.plots import plot_training
+
+log = logging.getLogger(__name__)
+
+
+def save_model_atomically(model: keras.Model, path: str | Path) -> None:
+    """`model.save` to a temporary `.keras` file beside `path`, then rename over it."""
+    atomic_write(path, lambda tmp: model.save(tmp))
+
+
+class LastCheckpoint(keras.callbacks.Callback):
+    """Save the whole model (with optimizer state) to `path` at the end of every epoch."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        save_model_atomically(self.model, self.path)
+
+
+class MapEvaluation(keras.callbacks.Callback):
+    """Every `period` epochs (and at the last), compute validation mAP, add it to the logs, keep the best model.
+
+    Adds `val_map50` (VOC all-point) and `val_map50_95` (COCO) to the epoch logs, so CSV and TensorBoard see them.
+    """
+
+    def __init__(
+        self, annotations: list[Annotation], anchors: np.ndarray, class_names: list[str], best_path: str | Path,
+        period: int = 1, total_epochs: int | None = None, batch_size: int = 8,
+    ) -> None:
+        super().__init__()
+        self.annotations = annotations
+        self.anchors = anchors
+        self.class_names = class_names
+        self.best_path = Path(best_path)
+        self.period = max(1, period)
+        self.total_epochs = total_epochs
+        self.batch_size = batch_size
+        self.best = -math.inf
+        self.last_metrics: dict | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs if logs is not None else {}
+        last = self.total_epochs is not None and epoch + 1 == self.total_epochs
+        if (epoch + 1) % self.period and not last:
+            logs["val_map50"] = logs["val_map50_95"] = float("nan")
+            return
+        metrics = evaluate_model(self.model, self.anchors, self.annotations, self.class_names,
+                                 batch_size=self.batch_size, progress=False)
+        self.last_metrics = metrics
+        logs["val_map50"], logs["val_map50_95"] = metrics["map50"], metrics["map50_95"]
+        print(f"\nepoch {epoch + 1}: val mAP@0.5 {metrics['map50']:.4f}  mAP@[.5:.95] {metrics['map50_95']:.4f}")
+        if metrics["map50"] > self.best:
+            self.best = metrics["map50"]
+            save_model_atomically(self.model, self.best_path)
+
+
+class TrainingPlot(keras.callbacks.Callback):
+    """Redraw the loss/mAP plot from the CSV log after every epoch (place after the CSVLogger)."""
+
+    def __init__(self, csv_path: str | Path, png_path: str | Path) -> None:
+        super().__init__()
+        self.csv_path, self.png_path = Path(csv_path), Path(png_path)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.csv_path.is_file():
+            plot_training(self.csv_path, self.png_path)

@@ -1,0 +1,78 @@
+"""Batched inference over annotation lines and its evaluation, shared by get_map.py and the training callback."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from utils.annotations import Annotation
+from utils.bbox import postprocess
+from utils.dataloader import build_inference_dataset, existing_annotations
+from utils.map import Detections, evaluate_detections
+
+
+def make_detect_fn(
+    model: keras.Model, anchors: np.ndarray, score_threshold: float, iou_threshold: float, max_detections: int
+):
+    """A graph function: (letterboxed images, original (H, W)) → padded detections (see `bbox.postprocess`)."""
+    input_hw = tuple(int(v) for v in model.input_shape[1:3])
+    anchors = tf.constant(anchors, tf.float32)
+
+    @tf.function(reduce_retracing=True)
+    def detect(images: tf.Tensor, image_hw: tf.Tensor) -> dict[str, tf.Tensor]:
+        outputs = model(images, training=False)
+        return postprocess(outputs, anchors, image_hw, input_hw, score_threshold, iou_threshold, max_detections)
+
+    return detect
+
+
+def predict_annotations(
+    model: keras.Model,
+    anchors: np.ndarray,
+    image_paths: list[str],
+    batch_size: int = 8,
+    score_threshold: float = 0.001,
+    iou_threshold: float = 0.5,
+    max_detections: int = 100,
+    progress: bool = True,
+) -> tuple[list[Detections], list[tuple[int, int]]]:
+    """Detections and original (height, width) for each image, in `image_paths` order."""
+    input_hw = tuple(int(v) for v in model.input_shape[1:3])
+    detect = make_detect_fn(model, anchors, score_threshold, iou_threshold, max_detections)
+    dataset = build_inference_dataset(image_paths, input_hw, batch_size)
+    detections: list[Detections | None] = [None] * len(image_paths)
+    sizes: list[tuple[int, int] | None] = [None] * len(image_paths)
+    bar = tqdm(total=len(image_paths), desc="detecting", unit="img", disable=not progress, leave=False)
+    for images, image_hw, indices in dataset:
+        result = {key: value.numpy() for key, value in detect(images, image_hw).items()}
+        for row, index in enumerate(indices.numpy()):
+            count = result["count"][row]
+            detections[index] = Detections(result["boxes"][row, :count], result["scores"][row, :count],
+                                           result["classes"][row, :count])
+            sizes[index] = tuple(int(v) for v in image_hw[row].numpy())
+        bar.update(len(indices))
+    bar.close()
+    return detections, sizes  # type: ignore[return-value]
+
+
+def evaluate_model(
+    model: keras.Model,
+    anchors: np.ndarray,
+    annotations: list[Annotation],
+    class_names: list[str],
+    batch_size: int = 8,
+    score_threshold: float = 0.001,
+    iou_threshold: float = 0.5,
+    progress: bool = True,
+) -> dict:
+    """Run the model over annotated images and compute every metric of `map.evaluate_detections`."""
+    annotations, missing = existing_annotations(annotations)
+    if not annotations:
+        raise ValueError("none of the annotated images exist")
+    detections, sizes = predict_annotations(model, anchors, [a.image_path for a in annotations], batch_size,
+                                            score_threshold, iou_threshold, progress=progress)
+    metrics = evaluate_detections(detections, [a.boxes for a in annotations], sizes, class_names)
+    metrics["missing_images"] = missing
+    return metrics

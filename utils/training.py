@@ -1,0 +1,98 @@
+"""`train(config)`: build data and model from a `TrainConfig`, fit with callbacks, leave a complete run directory."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import keras
+
+from nets.loss import YoloV3Loss
+from nets.yolo import build_yolo
+from utils.annotations import read_annotations
+from utils.callbacks import LastCheckpoint, MapEvaluation, TrainingPlot
+from utils.config import TrainConfig, save_config
+from utils.dataloader import AugmentConfig, build_dataset, with_level_targets
+
+log = logging.getLogger(__name__)
+
+
+def build_model_for(config: TrainConfig) -> keras.Model:
+    spec = config.model
+    return build_yolo(spec.backbone, spec.neck, spec.num_classes, input_shape=spec.input_shape,
+                      backbone_weights=config.backbone_weights, neck_width=spec.neck_width)
+
+
+def make_losses(config: TrainConfig) -> list[YoloV3Loss]:
+    spec = config.model
+    size = (spec.input_size, spec.input_size)
+    return [YoloV3Loss(spec.anchors, level, spec.num_classes, size, ignore_threshold=config.ignore_threshold,
+                       match_threshold=config.match_threshold)
+            for level in range(3)]
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """AdamW with linear warmup then cosine decay per step; no weight decay on BatchNorm or biases."""
+    total = max(1, config.epochs * steps_per_epoch)
+    warmup = min(int(config.warmup_epochs * steps_per_epoch), total - 1)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate * 0.01 if warmup else config.learning_rate,
+        decay_steps=total - warmup,
+        alpha=config.min_learning_rate_ratio,
+        warmup_target=config.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+    optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
+    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    return optimizer
+
+
+def train(config: TrainConfig) -> dict:
+    """Train a detector and write the run directory (DESIGN.md). Returns the final validation metrics.
+
+    An interrupted run started again with the same `run_dir` resumes from its last completed epoch.
+    """
+    keras.utils.set_random_seed(config.seed)
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / "config.json")
+
+    train_annotations, train_problems = read_annotations(config.train, strict=False)
+    val_annotations, val_problems = read_annotations(config.val, strict=False)
+    for problem in train_problems + val_problems:
+        log.warning("skipping unparsable line: %s", problem)
+    spec = config.model
+    input_hw = (spec.input_size, spec.input_size)
+    augment = AugmentConfig(config.scale_min, config.scale_max, config.aspect_jitter, config.flip_probability)
+    train_data = build_dataset(train_annotations, input_hw, config.batch_size, training=True, augment=augment,
+                               seed=config.seed, max_boxes=config.max_boxes)
+    steps_per_epoch = len(train_annotations) // config.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"{config.train}: {len(train_annotations)} images is fewer than one batch of "
+                         f"{config.batch_size}")
+
+    model = build_model_for(config)
+    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=make_losses(config), jit_compile=False)
+
+    csv_path = run_dir / "training_log.csv"
+    map_evaluation = MapEvaluation(val_annotations, spec.anchor_array(), list(spec.class_names),
+                                   run_dir / "best.keras", period=config.eval_period, total_epochs=config.epochs,
+                                   batch_size=config.eval_batch_size)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "resume"), delete_checkpoint=False),
+        keras.callbacks.TerminateOnNaN(),
+        map_evaluation,
+        LastCheckpoint(run_dir / "last.keras"),
+        keras.callbacks.CSVLogger(str(csv_path), append=True),
+        TrainingPlot(csv_path, run_dir / "training.png"),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
+    ]
+    history = model.fit(with_level_targets(train_data.repeat()), epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+                        callbacks=callbacks, shuffle=False, verbose=2)
+    losses = history.history.get("loss", [])
+    if losses and not math.isfinite(losses[-1]):
+        raise FloatingPointError(f"training loss became {losses[-1]}; the last good state is in {run_dir}")
+    return map_evaluation.last_metrics or {}
+
+
