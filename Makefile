@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_DIR := data/shapes
 DEMO_RUN := logs/demo
-DEMO_SIZE := 256
+DEMO_SIZE := 224
 
 .PHONY: demo test lint clean-demo
 
@@ -15,14 +15,16 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 demo: $(VENV)/.installed
+	rm -rf $(DEMO_RUN)
 	$(PY) synthetic_data.py --out-dir $(DEMO_DIR) --images 400 --seed 0
 	$(PY) voc_annotation.py --voc-root $(DEMO_DIR) --classes $(DEMO_DIR)/classes.txt --out-dir $(DEMO_DIR)/lines
 	$(PY) train.py --train $(DEMO_DIR)/lines/train.txt --val $(DEMO_DIR)/lines/val.txt \
-		--classes $(DEMO_DIR)/classes.txt --phi 0 --input-size $(DEMO_SIZE) --epochs 14 --batch-size 8 \
-		--eval-period 7 --run-dir $(DEMO_RUN)
+		--classes $(DEMO_DIR)/classes.txt --phi 0 --input-size $(DEMO_SIZE) --epochs 20 --batch-size 8 \
+		--lr 2e-3 --scale-min 0.75 --scale-max 1.25 --aspect-jitter 0.2 --eval-period 10 --run-dir $(DEMO_RUN)
 	$(PY) get_map.py --run-dir $(DEMO_RUN) --annotations $(DEMO_DIR)/lines/val.txt
-	$(PY) predict.py image --run-dir $(DEMO_RUN) --input $(DEMO_DIR)/JPEGImages/shapes_00000.jpg \
+	$(PY) predict.py image --run-dir $(DEMO_RUN) --input "$$(head -n 1 $(DEMO_DIR)/lines/val.txt | cut -d ' ' -f 1)" \
 		--output $(DEMO_RUN)/prediction.png
+	@$(PY) -c "import json; m = json.load(open('$(DEMO_RUN)/map/metrics.json')); print(f'demo: validation mAP@0.5 = {m[\"map50\"]:.3f}, mAP@[.5:.95] = {m[\"map50_95\"]:.3f}; annotated prediction: $(DEMO_RUN)/prediction.png')"
 
 test: $(VENV)/.installed
 	$(PY) -m pytest

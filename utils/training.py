@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from pathlib import Path
 
 import keras
@@ -89,7 +90,8 @@ def train(config: TrainConfig) -> dict:
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
     ]
     history = model.fit(with_level_targets(train_data.repeat()), epochs=config.epochs, steps_per_epoch=steps_per_epoch,
-                        callbacks=callbacks, shuffle=False, verbose=2)
+                        callbacks=callbacks, shuffle=False,
+                        verbose=1 if sys.stdout.isatty() else 2)  # a progress bar on terminals, a line per epoch in logs
     losses = history.history.get("loss", [])
     if losses and not math.isfinite(losses[-1]):
         raise FloatingPointError(f"training loss became {losses[-1]}; the last good state is in {run_dir}")
