@@ -38,9 +38,8 @@ def output_paths(inputs: list[str], output: str) -> list[Path]:
 def run_image(args: argparse.Namespace) -> int:
     import cv2
 
-    from utils.draw import draw_detections
+    from utils.draw import draw_detections, save_image
     from utils.evaluation import predict_annotations
-    from utils.fileio import atomic_write
     from utils.runs import load_detector
 
     for path in args.input:
@@ -55,9 +54,7 @@ def run_image(args: argparse.Namespace) -> int:
         image = cv2.imread(source, cv2.IMREAD_COLOR)
         if image is None:
             raise ValueError(f"{source}: not a readable image")
-        drawn = draw_detections(image, found, list(spec.class_names))
-        atomic_write(target, lambda tmp, drawn=drawn, target=target: cv2.imwrite(
-            str(tmp), drawn, [] if target.suffix.lower() != ".jpg" else [cv2.IMWRITE_JPEG_QUALITY, 95]))
+        save_image(target, draw_detections(image, found, list(spec.class_names)))
         counts = ", ".join(f"{spec.class_names[c]} {int((found.classes == c).sum())}"
                            for c in sorted(set(found.classes.tolist())))
         print(f"{source}: {len(found.scores)} detections ({counts or 'none'}) -> {target}")

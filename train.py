@@ -11,11 +11,14 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from utils.annotations import read_anchors, read_class_names  # noqa: E402
 from utils.config import ModelSpec, TrainConfig  # noqa: E402
+
+DEFAULT_ANCHORS = Path(__file__).resolve().parent / "model_data" / "yolo_anchors.txt"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -25,7 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--train", required=True, help="training annotation lines")
     data.add_argument("--val", required=True, help="validation annotation lines (mAP each eval period)")
     data.add_argument("--classes", required=True, help="class list, one name a line")
-    data.add_argument("--anchors", default="model_data/yolo_anchors.txt",
+    data.add_argument("--anchors", default=str(DEFAULT_ANCHORS),
                       help="nine w,h anchors in pixels of a 416 input; scaled to --input-size")
     data.add_argument("--max-boxes", type=int, default=100, help="boxes kept per image")
     model = parser.add_argument_group("model")

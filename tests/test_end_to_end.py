@@ -29,6 +29,14 @@ def test_convert_train_evaluate_predict(shapes_voc, tmp_path, capsys):
         assert (run / name).is_file(), name
     log = read_csv_log(run / "training_log.csv")
     assert log["epoch"] == [0.0, 1.0] and all(np.isfinite(log["loss"]))
+    best_before = (run / "best.keras").stat().st_mtime_ns
+
+    # The same command with more epochs resumes from the backup: it trains only epoch 3 and appends to the log.
+    assert train.main(["--train", str(lines / "train.txt"), "--val", str(lines / "val.txt"), "--classes", classes,
+                       "--phi", "0", "--input-size", "64", "--epochs", "3", "--batch-size", "6",
+                       "--run-dir", str(run)]) == 0
+    assert read_csv_log(run / "training_log.csv")["epoch"] == [0.0, 1.0, 2.0]
+    assert (run / "last.keras").stat().st_mtime_ns > best_before
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["class_names"] == ["circle", "square", "triangle"]
     assert config["model"]["input_size"] == 64 and len(config["model"]["anchors"]) == 9
@@ -59,7 +67,7 @@ def test_one_batch_fit_loss_decreases(shapes_voc):
     summary = convert_voc(shapes_voc, ["circle", "square", "triangle"], shapes_voc / "lines", progress=False)
     annotations = read_annotations(summary.written["train"])[0][:4]
     images, boxes = next(iter(build_dataset(annotations, (64, 64), 4, training=False)))
-    anchors = read_anchors("model_data/yolo_anchors.txt") * 64 / 416
+    anchors = read_anchors(train.DEFAULT_ANCHORS) * 64 / 416
     model = build_yolo("efficientnet-b0", "yolov3", 3, input_shape=(64, 64, 3))
     model.compile(keras.optimizers.Adam(1e-3), loss=[YoloV3Loss(anchors, level, 3, (64, 64)) for level in range(3)])
     history = model.fit(images, (boxes, boxes, boxes), epochs=15, batch_size=4, verbose=0).history["loss"]

@@ -91,5 +91,5 @@ def load_config(path: str | Path) -> TrainConfig:
         raise FileNotFoundError(f"{path}: run config not found")
     try:
         return from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError) as error:  # JSONDecodeError is a ValueError
         raise ValueError(f"{path}: not a valid EffYOLO run config ({error})") from None

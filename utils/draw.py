@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import colorsys
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from utils.fileio import atomic_write
 from utils.map import Detections
 
 
@@ -37,3 +39,13 @@ def draw_detections(image_bgr: np.ndarray, detections: Detections, class_names: 
         cv2.putText(canvas, label, (top_left[0], text_y - baseline), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
                     (0, 0, 0), 1, cv2.LINE_AA)
     return canvas
+
+
+def save_image(path: str | Path, image_bgr: np.ndarray) -> None:
+    """Write an image atomically (format from the suffix); raise if OpenCV cannot encode it."""
+
+    def write(tmp: Path) -> None:
+        if not cv2.imwrite(str(tmp), image_bgr):
+            raise OSError(f"{path}: OpenCV could not write this image format")
+
+    atomic_write(path, write)

@@ -91,7 +91,7 @@ def train(config: TrainConfig) -> dict:
     ]
     history = model.fit(with_level_targets(train_data.repeat()), epochs=config.epochs, steps_per_epoch=steps_per_epoch,
                         callbacks=callbacks, shuffle=False,
-                        verbose=1 if sys.stdout.isatty() else 2)  # a progress bar on terminals, a line per epoch in logs
+                        verbose=1 if sys.stdout.isatty() else 2)  # progress bar on a terminal, else a line per epoch
     losses = history.history.get("loss", [])
     if losses and not math.isfinite(losses[-1]):
         raise FloatingPointError(f"training loss became {losses[-1]}; the last good state is in {run_dir}")

@@ -10,6 +10,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
+
+from utils.annotations import format_line
+from utils.fileio import atomic_write_text
 
 IMAGE_EXTENSIONS = (".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG")
 
@@ -156,11 +160,6 @@ def convert_voc(
     A malformed or incomplete XML file (or a missing image) is listed in `failures` with its path and reason and
     conversion goes on.
     """
-    from tqdm import tqdm
-
-    from utils.annotations import format_line
-    from utils.fileio import atomic_write_text
-
     out_dir = Path(out_dir)
     summary = ConversionSummary()
     lines: dict[str, list[str]] = {}
