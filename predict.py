@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -42,19 +41,20 @@ def run_image(args: argparse.Namespace) -> int:
     from utils.evaluation import predict_annotations
     from utils.runs import load_detector
 
+    images = {}
     for path in args.input:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: image not found")
+        images[path] = cv2.imread(path, cv2.IMREAD_COLOR)
+        if images[path] is None:
+            raise ValueError(f"{path}: not a readable image (corrupt or unsupported format)")
     model, config = load_detector(args.run)
     spec = config.model
     detections, _ = predict_annotations(model, spec.anchor_array(), args.input, batch_size=1,
                                         score_threshold=args.confidence, iou_threshold=args.nms_iou,
                                         max_detections=args.max_detections, progress=False)
     for source, target, found in zip(args.input, output_paths(args.input, args.output), detections, strict=True):
-        image = cv2.imread(source, cv2.IMREAD_COLOR)
-        if image is None:
-            raise ValueError(f"{source}: not a readable image")
-        save_image(target, draw_detections(image, found, list(spec.class_names)))
+        save_image(target, draw_detections(images[source], found, list(spec.class_names)))
         counts = ", ".join(f"{spec.class_names[c]} {int((found.classes == c).sum())}"
                            for c in sorted(set(found.classes.tolist())))
         print(f"{source}: {len(found.scores)} detections ({counts or 'none'}) -> {target}")
@@ -69,4 +69,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from utils.cli import run_cli
+
+    run_cli(main)

@@ -7,7 +7,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 
 from utils.synthetic import generate_synthetic_voc
 
@@ -25,4 +24,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from utils.cli import run_cli
+
+    run_cli(main)

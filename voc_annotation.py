@@ -7,7 +7,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 
 from utils.annotations import read_class_names
 from utils.voc import convert_voc, format_summary
@@ -37,4 +36,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from utils.cli import run_cli
+
+    run_cli(main)

@@ -96,6 +96,8 @@ def parse_voc_xml(
 
 def find_voc_dirs(voc_root: Path) -> list[Path]:
     """The VOC dataset folders under a root: the root itself if it has `Annotations/`, else its children that do."""
+    if not voc_root.is_dir():
+        raise FileNotFoundError(f"{voc_root}: VOC folder not found")
     if (voc_root / "Annotations").is_dir():
         return [voc_root]
     found = sorted(child for child in voc_root.iterdir() if (child / "Annotations").is_dir())
