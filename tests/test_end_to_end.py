@@ -35,8 +35,12 @@ def test_convert_train_evaluate_predict(shapes_voc, tmp_path, capsys):
     assert train.main(["--train", str(lines / "train.txt"), "--val", str(lines / "val.txt"), "--classes", classes,
                        "--phi", "0", "--input-size", "64", "--epochs", "3", "--batch-size", "6",
                        "--run-dir", str(run)]) == 0
-    assert read_csv_log(run / "training_log.csv")["epoch"] == [0.0, 1.0, 2.0]
+    resumed = read_csv_log(run / "training_log.csv")
+    assert resumed["epoch"] == [0.0, 1.0, 2.0]
     assert (run / "last.keras").stat().st_mtime_ns > best_before
+    # best.keras is replaced only if epoch 3 beats the best score logged before the resume.
+    improved = resumed["val_map50"][2] > max(resumed["val_map50"][:2])
+    assert ((run / "best.keras").stat().st_mtime_ns != best_before) == improved
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["class_names"] == ["circle", "square", "triangle"]
     assert config["model"]["input_size"] == 64 and len(config["model"]["anchors"]) == 9

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from pathlib import Path
 
@@ -12,9 +11,7 @@ import numpy as np
 from utils.annotations import Annotation
 from utils.evaluation import evaluate_model
 from utils.fileio import atomic_write
-from utils.plots import plot_training
-
-log = logging.getLogger(__name__)
+from utils.plots import plot_training, read_csv_log
 
 
 def save_model_atomically(model: keras.Model, path: str | Path) -> None:
@@ -37,11 +34,14 @@ class MapEvaluation(keras.callbacks.Callback):
     """Every `period` epochs (and at the last), compute validation mAP, add it to the logs, keep the best model.
 
     Adds `val_map50` (VOC all-point) and `val_map50_95` (COCO) to the epoch logs, so CSV and TensorBoard see them.
+    On a resumed run the best score so far is read back from `history_csv`, so a worse model never replaces
+    `best_path`.
     """
 
     def __init__(
         self, annotations: list[Annotation], anchors: np.ndarray, class_names: list[str], best_path: str | Path,
         period: int = 1, total_epochs: int | None = None, batch_size: int = 8,
+        history_csv: str | Path | None = None,
     ) -> None:
         super().__init__()
         self.annotations = annotations
@@ -51,8 +51,14 @@ class MapEvaluation(keras.callbacks.Callback):
         self.period = max(1, period)
         self.total_epochs = total_epochs
         self.batch_size = batch_size
+        self.history_csv = Path(history_csv) if history_csv else None
         self.best = -math.inf
         self.last_metrics: dict | None = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self.best_path.is_file() and self.history_csv is not None and self.history_csv.is_file():
+            scores = [v for v in read_csv_log(self.history_csv).get("val_map50", []) if math.isfinite(v)]
+            self.best = max(scores, default=-math.inf)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}

@@ -79,7 +79,7 @@ def train(config: TrainConfig) -> dict:
     csv_path = run_dir / "training_log.csv"
     map_evaluation = MapEvaluation(val_annotations, spec.anchor_array(), list(spec.class_names),
                                    run_dir / "best.keras", period=config.eval_period, total_epochs=config.epochs,
-                                   batch_size=config.eval_batch_size)
+                                   batch_size=config.eval_batch_size, history_csv=csv_path)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "resume"), delete_checkpoint=False),
         keras.callbacks.TerminateOnNaN(),
