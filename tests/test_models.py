@@ -1,3 +1,5 @@
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -22,11 +24,30 @@ def test_b0_equals_keras_applications_by_count_names_and_outputs():
     assert ours.count_params() == reference.count_params() == 4_049_571
     non_trainable = sum(int(np.prod(w.shape)) for w in ours.non_trainable_weights)
     assert non_trainable == sum(int(np.prod(w.shape)) for w in reference.non_trainable_weights) == 42_023
-    assert [layer.name for layer in ours.layers[1:]] == [layer.name for layer in reference.layers[1:]]
+    assert [layer.name for layer in ours.layers[1:]] == [unsuffixed(layer.name) for layer in reference.layers[1:]]
     for layer in reference.layers:  # copy by name, Normalization statistics included
-        ours.get_layer(layer.name).set_weights(layer.get_weights()) if layer.weights else None
+        if layer.weights:
+            ours.get_layer(unsuffixed(layer.name)).set_weights(layer.get_weights())
+    ours.get_layer("normalization").finalize_state()
     images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
     np.testing.assert_allclose(ours.predict(images, verbose=0), reference.predict(images, verbose=0), atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phi", range(1, 8))
+def test_b1_to_b7_equal_keras_applications_in_counts_and_names(phi):
+    ours = build_efficientnet(phi, input_shape=(64, 64, 3))
+    reference = getattr(keras.applications, f"EfficientNetB{phi}")(include_top=False, weights=None,
+                                                                   input_shape=(64, 64, 3))
+    assert ours.count_params() == reference.count_params()
+    assert [(unsuffixed(w.path), tuple(w.shape)) for w in ours.weights] == [
+        (unsuffixed(w.path), tuple(w.shape)) for w in reference.weights]
+    assert [layer.name for layer in ours.layers[1:]] == [unsuffixed(layer.name) for layer in reference.layers[1:]]
+
+
+def unsuffixed(name: str) -> str:
+    """Keras names its unnamed preprocessing layers `rescaling_3`, `normalization_2`, … per process; ours are fixed."""
+    return re.sub(r"^(rescaling|normalization)_\d+", r"\1", name)
 
 
 def test_backbone_returns_stride_8_16_32_stage_ends():
