@@ -36,7 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--neck", default="yolov3", choices=["yolov3"], help="neck")
     model.add_argument("--neck-width", type=float, default=None, help="neck width multiple (default: per phi)")
     model.add_argument("--input-size", type=int, default=416, help="square input size, a multiple of 32")
-    model.add_argument("--backbone-weights", default=None, help="Keras weights file for the backbone")
+    model.add_argument("--backbone-weights", default="none",
+                       help="none (random init), imagenet (keras.applications download/cache) or a weights file")
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=int, default=50)
     fit.add_argument("--batch-size", type=int, default=8)
@@ -73,7 +74,8 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         seed=args.seed, max_boxes=args.max_boxes, ignore_threshold=args.ignore_threshold,
         match_threshold=args.match_threshold,
         scale_min=args.scale_min, scale_max=args.scale_max, aspect_jitter=args.aspect_jitter,
-        flip_probability=args.flip, backbone_weights=args.backbone_weights,
+        flip_probability=args.flip,
+        backbone_weights=None if args.backbone_weights.lower() == "none" else args.backbone_weights,
     )
 
 

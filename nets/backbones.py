@@ -7,6 +7,7 @@ import re
 import keras
 
 from nets.efficientnet import SCALING, build_efficientnet
+from nets.pretrained import copy_weights_by_name, keras_efficientnet
 
 # The stride-8/16/32 maps of EfficientNet are the ends of stages 3, 5 and 7 (found by name, never by index).
 EFFICIENTNET_FEATURE_STAGES = (3, 5, 7)
@@ -39,13 +40,18 @@ def build_backbone(
     Args:
         name: one of `backbone_names()`, e.g. "efficientnet-b0".
         input_shape: (H, W, 3) of 0–255 pixels.
-        weights: None (random init) or a path to a Keras weights file of the full classifier-free network.
+        weights: None (random init), "imagenet" (`keras.applications`' download and cache), or a Keras weights
+            file of `keras.applications.EfficientNetB{phi}(include_top=False)`; copied by layer name, and any
+            layer left unloaded is an error. With "imagenet" the model gets the extra `Rescaling` (1/sqrt(std))
+            that Keras inserts for those weights, so the pretrained features come out right.
     """
     match = re.fullmatch(r"efficientnet-b(\d)", name)
     if not match or int(match.group(1)) >= len(SCALING):
         raise ValueError(f"unknown backbone {name!r}; expected one of {backbone_names()}")
-    full = build_efficientnet(int(match.group(1)), input_shape=input_shape, bn_momentum=DETECTION_BN_MOMENTUM)
+    phi = int(match.group(1))
+    full = build_efficientnet(phi, input_shape=input_shape, imagenet_rescaling=weights == "imagenet",
+                              bn_momentum=DETECTION_BN_MOMENTUM)
     if weights is not None:
-        full.load_weights(weights)
+        copy_weights_by_name(keras_efficientnet(phi, input_shape, weights), full)
     outputs = [last_layer_of_stage(full, stage).output for stage in EFFICIENTNET_FEATURE_STAGES]
     return keras.Model(full.input, outputs, name="backbone")

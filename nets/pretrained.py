@@ -1,0 +1,74 @@
+"""Pretrained backbone weights: take them from `keras.applications` (its download and cache) and copy by name.
+
+Every weighted layer of our model must find a same-named, same-shaped layer in the source; anything left unloaded
+is an error that lists the layers, so nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import keras
+
+KERAS_WEIGHTS_URL = "https://storage.googleapis.com/keras-applications/"
+KERAS_CACHE = Path("~/.keras/models")
+
+
+def keras_name(name: str) -> str:
+    """Keras auto-names its unnamed preprocessing layers `rescaling_3`, `normalization_2`, …; ours are fixed."""
+    return re.sub(r"^(rescaling|normalization)_\d+$", r"\1", name)
+
+
+def keras_efficientnet(phi: int, input_shape: tuple, weights: str) -> keras.Model:
+    """`keras.applications.EfficientNetB{phi}(include_top=False)` with `weights` ("imagenet" or a file path).
+
+    "imagenet" uses Keras' own download and cache; offline, the error names the file and where to put it.
+    """
+    constructor = getattr(keras.applications, f"EfficientNetB{phi}")
+    if weights != "imagenet" and not Path(weights).is_file():
+        raise FileNotFoundError(f"{weights}: backbone weights file not found")
+    try:
+        return constructor(include_top=False, weights=weights, input_shape=input_shape)
+    except Exception as error:
+        if weights != "imagenet":
+            raise ValueError(f"{weights}: not EfficientNet-B{phi} weights for keras.applications ({error})") from None
+        file_name = f"efficientnetb{phi}_notop.h5"
+        raise OSError(
+            f"could not get the ImageNet weights {file_name} ({type(error).__name__}: {error}). Offline, download "
+            f"{KERAS_WEIGHTS_URL}{file_name} elsewhere and put it at {KERAS_CACHE / file_name}, or pass the file "
+            f"with --backbone-weights PATH"
+        ) from None
+
+
+def copy_weights_by_name(source: keras.Model, target: keras.Model) -> int:
+    """Copy every weighted layer of `target` from the same-named layer of `source`.
+
+    Returns:
+        the number of layers copied.
+
+    Raises:
+        ValueError listing every target layer that found no same-named layer or whose weight shapes differ.
+    """
+    by_name = {keras_name(layer.name): layer for layer in source.layers}
+    problems, copied = [], 0
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        match = by_name.get(keras_name(layer.name))
+        if match is None:
+            problems.append(f"{layer.name}: no layer of that name in {source.name}")
+            continue
+        shapes = [tuple(w.shape) for w in layer.weights]
+        source_shapes = [tuple(w.shape) for w in match.weights]
+        if shapes != source_shapes:
+            problems.append(f"{layer.name}: shapes {shapes} != {source_shapes}")
+            continue
+        layer.set_weights(match.get_weights())
+        if isinstance(layer, keras.layers.Normalization):
+            layer.finalize_state()  # `call` reads tensors derived from the variables, not the variables
+        copied += 1
+    if problems:
+        listed = "\n  ".join(problems[:20]) + (f"\n  … and {len(problems) - 20} more" if len(problems) > 20 else "")
+        raise ValueError(f"{len(problems)} backbone layers were left unloaded:\n  {listed}")
+    return copied

@@ -1,0 +1,54 @@
+"""Parameters and GFLOPs of a detector: backbone, neck, head and total, or a table over every backbone.
+
+Example:
+    python summary.py --backbone efficientnet-b0 --neck yolov3 --input-size 416
+    python summary.py --all --input-size 416
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="efficientnet-b0", help="backbone name")
+    parser.add_argument("--phi", type=int, default=None, help="shorthand for --backbone efficientnet-b{phi}")
+    parser.add_argument("--neck", default="yolov3")
+    parser.add_argument("--input-size", type=int, default=416)
+    parser.add_argument("--num-classes", type=int, default=20, help="classes of the head (VOC: 20)")
+    parser.add_argument("--all", action="store_true", help="one row per backbone")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from nets.backbones import backbone_names
+    from nets.yolo import build_yolo
+    from utils.model_stats import detector_parts
+
+    shape = (args.input_size, args.input_size, 3)
+    if args.all:
+        print(f"| backbone | neck | params (M) | GFLOPs @{args.input_size} | backbone GFLOPs |")
+        print("|---|---|---:|---:|---:|")
+        for name in backbone_names():
+            parts = {p.name: p for p in detector_parts(build_yolo(name, args.neck, args.num_classes, shape))}
+            print(f"| {name} | {args.neck} | {parts['total'].parameters / 1e6:.2f} | {parts['total'].flops / 1e9:.2f} "
+                  f"| {parts['backbone'].flops / 1e9:.2f} |")
+        return 0
+    backbone = f"efficientnet-b{args.phi}" if args.phi is not None else args.backbone
+    model = build_yolo(backbone, args.neck, args.num_classes, shape)
+    print(f"{backbone} + {args.neck}, {args.input_size}×{args.input_size}, {args.num_classes} classes")
+    print(f"{'part':<10}{'parameters':>14}{'GFLOPs':>10}")
+    for part in detector_parts(model):
+        print(f"{part.name:<10}{part.parameters:>14,}{part.flops / 1e9:>10.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    from utils.cli import run_cli
+
+    run_cli(main)
