@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--input-size", type=int, default=416, help="square input size, a multiple of 32")
     model.add_argument("--backbone-weights", default="none",
                        help="none (random init), imagenet (keras.applications download/cache) or a weights file")
+    model.add_argument("--freeze-backbone", action="store_true",
+                       help="train only neck and head (backbone weights and BatchNorm statistics stay fixed)")
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=int, default=50)
     fit.add_argument("--batch-size", type=int, default=8)
@@ -76,6 +78,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         scale_min=args.scale_min, scale_max=args.scale_max, aspect_jitter=args.aspect_jitter,
         flip_probability=args.flip,
         backbone_weights=None if args.backbone_weights.lower() == "none" else args.backbone_weights,
+        freeze_backbone=args.freeze_backbone,
     )
 
 

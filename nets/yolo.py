@@ -45,3 +45,8 @@ def build_yolo(
     model = keras.Model(images, outputs, name=f"{backbone}-{neck}")
     init_head_biases(model, num_classes, input_size=max(height, width))
     return model
+
+
+def freeze_backbone(model: keras.Model, frozen: bool = True) -> None:
+    """Freeze (or unfreeze) exactly the backbone, found by name; its BatchNorm layers then run in inference mode."""
+    model.get_layer("backbone").trainable = not frozen

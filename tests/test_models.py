@@ -96,3 +96,27 @@ def test_imagenet_normalization_is_live_in_memory():
     white = np.full((1, 32, 32, 3), 255.0, "float32")
     expected = (1.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
     np.testing.assert_allclose(normalization.predict(white, verbose=0)[0, 0, 0], expected, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_frozen_backbone_keeps_weights_and_batchnorm_statistics():
+    from nets.loss import YoloV3Loss
+    from nets.yolo import freeze_backbone
+
+    model = build_yolo("efficientnet-b0", "yolov3", num_classes=2, input_shape=(64, 64, 3))
+    freeze_backbone(model)
+    backbone = model.get_layer("backbone")
+    backbone_ids = {id(w) for w in backbone.weights}
+    assert model.trainable_weights and not any(id(w) in backbone_ids for w in model.trainable_weights)
+    assert not any(w.trainable for w in backbone.weights)
+    before = [w.numpy().copy() for w in backbone.weights]  # moving mean/variance included
+    head_before = model.get_layer("head_p3_pred").kernel.numpy().copy()
+    anchors = np.array([[4, 5], [6, 10], [12, 9], [11, 23], [24, 17], [23, 45], [44, 35], [60, 76], [143, 125]])
+    model.compile(keras.optimizers.Adam(1e-2), loss=[YoloV3Loss(anchors, level, 2, (64, 64)) for level in range(3)])
+    images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    boxes = np.full((2, 4, 5), -1.0, "float32")
+    boxes[:, 0] = [8, 8, 40, 40, 1]
+    model.fit(images, (boxes, boxes, boxes), epochs=2, batch_size=2, verbose=0)
+    for old, new in zip(before, [w.numpy() for w in backbone.weights], strict=True):
+        np.testing.assert_array_equal(old, new)
+    assert not np.array_equal(head_before, model.get_layer("head_p3_pred").kernel.numpy())

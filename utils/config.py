@@ -59,6 +59,7 @@ class TrainConfig:
     aspect_jitter: float = 0.3
     flip_probability: float = 0.5
     backbone_weights: str | None = None
+    freeze_backbone: bool = False
     extra: dict = field(default_factory=dict)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import keras
 
 from nets.loss import YoloV3Loss
-from nets.yolo import build_yolo
+from nets.yolo import build_yolo, freeze_backbone
 from utils.annotations import read_annotations
 from utils.callbacks import LastCheckpoint, MapEvaluation, TrainingPlot
 from utils.config import TrainConfig, save_config
@@ -74,6 +74,8 @@ def train(config: TrainConfig) -> dict:
                          f"{config.batch_size}")
 
     model = build_model_for(config)
+    if config.freeze_backbone:
+        freeze_backbone(model)
     model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=make_losses(config), jit_compile=False)
 
     csv_path = run_dir / "training_log.csv"
