@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 
 def run_cli(main: Callable[[], int]) -> None:
-    """Run a script's `main`; FileNotFoundError/ValueError print `error: <message>` instead of a traceback."""
+    """Run a script's `main`; OSError/ValueError print `error: <message>` instead of a traceback."""
     try:
         code = main()
-    except (FileNotFoundError, ValueError) as error:
+    except (OSError, ValueError) as error:  # FileNotFoundError is an OSError
         print(f"error: {error}", file=sys.stderr)
         code = 2
     sys.exit(code)
