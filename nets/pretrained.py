@@ -30,7 +30,7 @@ def keras_efficientnet(phi: int, input_shape: tuple, weights: str) -> keras.Mode
         raise FileNotFoundError(f"{weights}: backbone weights file not found")
     try:
         return constructor(include_top=False, weights=weights, input_shape=input_shape)
-    except Exception as error:
+    except Exception as error:  # Keras' get_file wraps network failures in a plain Exception
         if weights != "imagenet":
             raise ValueError(f"{weights}: not EfficientNet-B{phi} weights for keras.applications ({error})") from None
         file_name = f"efficientnetb{phi}_notop.h5"
