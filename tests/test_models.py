@@ -1,11 +1,10 @@
-import re
-
 import keras
 import numpy as np
 import pytest
 
 from nets.backbones import build_backbone, last_layer_of_stage
 from nets.efficientnet import build_efficientnet, round_filters, round_repeats
+from nets.pretrained import copy_weights_by_name, keras_name
 from nets.yolo import build_yolo
 
 
@@ -25,10 +24,7 @@ def test_b0_equals_keras_applications_by_count_names_and_outputs():
     non_trainable = sum(int(np.prod(w.shape)) for w in ours.non_trainable_weights)
     assert non_trainable == sum(int(np.prod(w.shape)) for w in reference.non_trainable_weights) == 42_023
     assert [layer.name for layer in ours.layers[1:]] == [unsuffixed(layer.name) for layer in reference.layers[1:]]
-    for layer in reference.layers:  # copy by name, Normalization statistics included
-        if layer.weights:
-            ours.get_layer(unsuffixed(layer.name)).set_weights(layer.get_weights())
-    ours.get_layer("normalization").finalize_state()
+    copy_weights_by_name(reference, ours)  # by name, Normalization statistics included
     images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
     np.testing.assert_allclose(ours.predict(images, verbose=0), reference.predict(images, verbose=0), atol=1e-4)
 
@@ -45,9 +41,10 @@ def test_b1_to_b7_equal_keras_applications_in_counts_and_names(phi):
     assert [layer.name for layer in ours.layers[1:]] == [unsuffixed(layer.name) for layer in reference.layers[1:]]
 
 
-def unsuffixed(name: str) -> str:
-    """Keras names its unnamed preprocessing layers `rescaling_3`, `normalization_2`, … per process; ours are fixed."""
-    return re.sub(r"^(rescaling|normalization)_\d+", r"\1", name)
+def unsuffixed(path: str) -> str:
+    """A layer name or weight path with Keras' per-process suffix (`normalization_2/mean`) taken off its layer."""
+    layer, slash, rest = path.partition("/")
+    return keras_name(layer) + slash + rest
 
 
 def test_backbone_returns_stride_8_16_32_stage_ends():
