@@ -21,6 +21,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out-dir", default=None, help="where metrics go (default: <run dir>/map)")
     parser.add_argument("--confidence", type=float, default=0.001, help="score threshold before NMS")
     parser.add_argument("--nms-iou", type=float, default=0.5)
+    parser.add_argument("--pr-score", type=float, default=0.5,
+                        help="score a detection needs to count in precision / recall / F1")
     parser.add_argument("--batch-size", type=int, default=8)
     return parser.parse_args(argv)
 
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     model, config = load_detector(args.run)
     metrics = evaluate_model(model, config.model.anchor_array(), annotations, list(config.model.class_names),
                              batch_size=args.batch_size, score_threshold=args.confidence,
-                             iou_threshold=args.nms_iou)
+                             iou_threshold=args.nms_iou, pr_score_threshold=args.pr_score)
     for path in metrics["missing_images"]:
         print(f"skipped {path}: image file not found", file=sys.stderr)
     out_dir = Path(args.out_dir) if args.out_dir else resolve_model_path(args.run).parent / "map"

@@ -32,9 +32,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--max-boxes", type=int, default=100, help="boxes kept per image")
     model = parser.add_argument_group("model")
     model.add_argument("--phi", type=int, default=None, help="EfficientNet-B{phi}; shorthand for --backbone")
-    model.add_argument("--backbone", default="efficientnet-b0", help="backbone name")
-    model.add_argument("--neck", default="yolov3", choices=["yolov3"], help="neck")
+    model.add_argument("--backbone", default="efficientnet-b0",
+                       help="efficientnet-b0…b7, efficientnetv2-b0…b3/s/m/l, shufflenetv2-x0.5…x2.0[-stemblock]")
+    model.add_argument("--neck", default="yolov3", choices=["yolov3", "yolov5"],
+                       help="YOLOv3 FPN or YOLOv5 PAN (SPPF + C3)")
     model.add_argument("--neck-width", type=float, default=None, help="neck width multiple (default: per phi)")
+    model.add_argument("--neck-depth", type=float, default=None,
+                       help="yolov5 C3 depth multiple (default: per phi)")
     model.add_argument("--input-size", type=int, default=416, help="square input size, a multiple of 32")
     model.add_argument("--backbone-weights", default="none",
                        help="none (random init), imagenet (keras.applications download/cache) or a weights file")
@@ -67,7 +71,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     spec = ModelSpec(
         backbone=backbone, neck=args.neck, class_names=tuple(read_class_names(args.classes)),
         anchors=tuple((round(float(w), 2), round(float(h), 2)) for w, h in anchors),
-        input_size=args.input_size, neck_width=args.neck_width,
+        input_size=args.input_size, neck_width=args.neck_width, neck_depth=args.neck_depth,
     )
     return TrainConfig(
         train=args.train, val=args.val, run_dir=args.run_dir, model=spec, epochs=args.epochs,

@@ -1,33 +1,125 @@
-"""Backbone registry: a name → a `keras.Model` named "backbone" with outputs [stride 8, stride 16, stride 32]."""
+"""Backbone registry: a name → a `keras.Model` named "backbone" with outputs [stride 8, stride 16, stride 32].
+
+Names: `efficientnet-b0`…`-b7`, `efficientnetv2-b0`…`-b3`, `-s`, `-m`, `-l`, `shufflenetv2-x0.5`…`-x2.0` and the
+same with `-stemblock` (YOLOv5-face's StemBlock in place of the conv + max-pool stem). Feature maps are the ends of
+stages, found by layer name, never by index.
+"""
 
 from __future__ import annotations
 
 import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 
 from nets.efficientnet import SCALING, build_efficientnet
-from nets.pretrained import copy_weights_by_name, keras_efficientnet
+from nets.efficientnet_v2 import STAGES, VARIANTS, build_efficientnet_v2
+from nets.pretrained import (
+    copy_weights_by_name,
+    efficientnet_application,
+    efficientnet_v2_application,
+    keras_application_model,
+)
+from nets.shufflenet_v2 import STAGE_CHANNELS, build_shufflenet_v2
 
-# The stride-8/16/32 maps of EfficientNet are the ends of stages 3, 5 and 7 (found by name, never by index).
-EFFICIENTNET_FEATURE_STAGES = (3, 5, 7)
 # Detection training is short next to ImageNet's; BatchNorm statistics that follow faster keep evaluation during
 # training honest (YOLOv5 uses 0.97 as well). Weights are unaffected.
 DETECTION_BN_MOMENTUM = 0.97
 
 
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A parsed backbone name: its family, variant and the stages whose ends are the stride-8/16/32 maps."""
+
+    name: str
+    family: str  # "efficientnet" | "efficientnetv2" | "shufflenetv2"
+    variant: str  # "0".."7" | "b0".."l" | "0.5".."2.0"
+    stem: str = "plain"
+
+    @property
+    def feature_stages(self) -> tuple[int, int, int]:
+        if self.family == "efficientnet":
+            return (3, 5, 7)
+        if self.family == "efficientnetv2":
+            return (3, 5, len(STAGES[VARIANTS[self.variant].table]))
+        return (2, 3, 4)
+
+    @property
+    def scale_index(self) -> int:
+        """The EfficientNet phi of comparable size, which picks the neck's default width and depth."""
+        if self.family == "efficientnet":
+            return int(self.variant)
+        if self.family == "efficientnetv2":
+            return {"s": 4, "m": 6, "l": 7}.get(self.variant) or int(self.variant[1])
+        return 0
+
+
 def backbone_names() -> list[str]:
     """Every backbone name `build_backbone` accepts."""
-    return [f"efficientnet-b{phi}" for phi in range(len(SCALING))]
+    return (
+        [f"efficientnet-b{phi}" for phi in range(len(SCALING))]
+        + [f"efficientnetv2-{variant}" for variant in VARIANTS]
+        + [f"shufflenetv2-x{width}{suffix}" for suffix in ("", "-stemblock") for width in STAGE_CHANNELS]
+    )
+
+
+def parse_backbone_name(name: str) -> BackboneSpec:
+    """Split a backbone name into family and variant; unknown names are an error listing the known ones."""
+    if name not in backbone_names():
+        raise ValueError(f"unknown backbone {name!r}; expected one of {backbone_names()}")
+    family, _, variant = name.partition("-")
+    if family == "efficientnet":
+        return BackboneSpec(name, family, variant[1:])
+    if family == "efficientnetv2":
+        return BackboneSpec(name, family, variant)
+    width, _, stem = variant[1:].partition("-")
+    return BackboneSpec(name, family, width, stem or "plain")
 
 
 def last_layer_of_stage(model: keras.Model, stage: int) -> keras.layers.Layer:
-    """The last layer whose name starts with `block{stage}` (the stage's output)."""
-    pattern = re.compile(rf"block{stage}[a-z]+_")
+    """The last layer of stage `stage`: named `block{stage}{letter}_…` (EfficientNet) or `stage{stage}_…`."""
+    pattern = re.compile(rf"(block{stage}[a-z]+|stage{stage})_")
     matches = [layer for layer in model.layers if pattern.match(layer.name)]
     if not matches:
-        raise ValueError(f"{model.name} has no layer named block{stage}*")
+        raise ValueError(f"{model.name} has no layer of stage {stage}")
     return matches[-1]
+
+
+def build_full_network(spec: BackboneSpec, input_shape: tuple, imagenet_rescaling: bool = False) -> keras.Model:
+    """The whole feature extractor of a backbone (up to its top conv), randomly initialised."""
+    if spec.family == "efficientnet":
+        return build_efficientnet(int(spec.variant), input_shape=input_shape, imagenet_rescaling=imagenet_rescaling,
+                                  bn_momentum=DETECTION_BN_MOMENTUM)
+    if spec.family == "efficientnetv2":
+        return build_efficientnet_v2(spec.variant, input_shape=input_shape, bn_momentum=DETECTION_BN_MOMENTUM)
+    return build_shufflenet_v2(float(spec.variant), input_shape=input_shape, stem=spec.stem,
+                               bn_momentum=DETECTION_BN_MOMENTUM)
+
+
+def load_backbone_weights(spec: BackboneSpec, full: keras.Model, input_shape: tuple, weights: str) -> None:
+    """Fill `full` with pretrained weights, every weighted layer by name (see `build_backbone`)."""
+    if spec.family == "shufflenetv2":
+        if weights == "imagenet":
+            raise ValueError(
+                f"{spec.name}: keras.applications publishes no ImageNet weights for ShuffleNetV2; pass "
+                f"--backbone-weights PATH to a weights file of this backbone (saved from build_shufflenet_v2 with "
+                f"include_top=False), or none")
+        if not Path(weights).is_file():
+            raise FileNotFoundError(f"{weights}: backbone weights file not found")
+        source = build_full_network(spec, input_shape)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # Keras only warns when it skips layers the file lacks
+                source.load_weights(weights)
+        except Exception as error:  # Keras raises ValueError/KeyError/OSError variously for a mismatched file
+            raise ValueError(f"{weights}: not weights of {spec.name} ({type(error).__name__}: {error})") from None
+    else:
+        application = (efficientnet_application(int(spec.variant)) if spec.family == "efficientnet"
+                       else efficientnet_v2_application(spec.variant))
+        source = keras_application_model(application, input_shape, weights)
+    copy_weights_by_name(source, full)
 
 
 def build_backbone(
@@ -40,18 +132,15 @@ def build_backbone(
     Args:
         name: one of `backbone_names()`, e.g. "efficientnet-b0".
         input_shape: (H, W, 3) of 0–255 pixels.
-        weights: None (random init), "imagenet" (`keras.applications`' download and cache), or a Keras weights
-            file of `keras.applications.EfficientNetB{phi}(include_top=False)`; copied by layer name, and any
-            layer left unloaded is an error. With "imagenet" the model gets the extra `Rescaling` (1/sqrt(std))
-            that Keras inserts for those weights, so the pretrained features come out right.
+        weights: None (random init), "imagenet" (`keras.applications`' download and cache; EfficientNet V1/V2),
+            or a weights file: for EfficientNet V1/V2 one of the `keras.applications` model with
+            `include_top=False`, for ShuffleNetV2 one saved from `build_shufflenet_v2(include_top=False)`.
+            Copied by layer name; any layer left unloaded is an error. V1 with "imagenet" gets the extra
+            `Rescaling` (1/sqrt(std)) that Keras inserts for those weights, so the pretrained features come out right.
     """
-    match = re.fullmatch(r"efficientnet-b(\d)", name)
-    if not match or int(match.group(1)) >= len(SCALING):
-        raise ValueError(f"unknown backbone {name!r}; expected one of {backbone_names()}")
-    phi = int(match.group(1))
-    full = build_efficientnet(phi, input_shape=input_shape, imagenet_rescaling=weights == "imagenet",
-                              bn_momentum=DETECTION_BN_MOMENTUM)
+    spec = parse_backbone_name(name)
+    full = build_full_network(spec, input_shape, imagenet_rescaling=weights == "imagenet")
     if weights is not None:
-        copy_weights_by_name(keras_efficientnet(phi, input_shape, weights), full)
-    outputs = [last_layer_of_stage(full, stage).output for stage in EFFICIENTNET_FEATURE_STAGES]
+        load_backbone_weights(spec, full, input_shape, weights)
+    outputs = [last_layer_of_stage(full, stage).output for stage in spec.feature_stages]
     return keras.Model(full.input, outputs, name="backbone")

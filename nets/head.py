@@ -1,4 +1,8 @@
-"""YOLO detection head: per level a 3×3 conv and a 1×1 prediction conv, reshaped to (H, W, A, 5 + C)."""
+"""YOLO detection head: per level an optional 3×3 conv (YOLOv3) and a 1×1 prediction conv, reshaped to (H, W, A, 5 + C).
+
+YOLOv3 widens each level with a 3×3 conv to twice the neck's width before predicting; YOLOv5's Detect predicts
+straight from the neck's C3 output (its neck is already wide), so `hidden_conv=False` there.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +19,13 @@ STRIDES = (8, 16, 32)
 
 
 def yolo_head(
-    features: list[keras.KerasTensor], num_classes: int, anchors_per_scale: int = 3, name: str = "head"
+    features: list[keras.KerasTensor], num_classes: int, anchors_per_scale: int = 3, name: str = "head",
+    hidden_conv: bool = True,
 ) -> list[keras.KerasTensor]:
     """Raw predictions per level: (B, H/s, W/s, A, 5 + C) = tx, ty, tw, th, objectness logit, class logits."""
     outputs = []
     for feature, level in zip(features, LEVEL_NAMES, strict=True):
-        x = conv_bn_act(feature, 2 * feature.shape[-1], 3, name=f"{name}_{level}")
+        x = conv_bn_act(feature, 2 * feature.shape[-1], 3, name=f"{name}_{level}") if hidden_conv else feature
         x = layers.Conv2D(anchors_per_scale * (5 + num_classes), 1, name=f"{name}_{level}_pred")(x)
         outputs.append(layers.Reshape((x.shape[1], x.shape[2], anchors_per_scale, 5 + num_classes),
                                       name=level)(x))  # (B, H/s, W/s, A, 5 + C)

@@ -7,7 +7,7 @@ from keras import layers
 
 from nets.layers import conv_bn_act
 
-NECK_NAMES = ("yolov3",)
+NECK_NAMES = ("yolov3", "yolov5")
 
 # YOLOv3's neck widths are (128, 256, 512) per level; a width multiple per phi keeps B0 light and B7 full.
 YOLOV3_BASE_WIDTHS = (128, 256, 512)
@@ -49,10 +49,86 @@ def yolov3_fpn(
     return outputs
 
 
-def build_neck(
-    neck: str, features: list[keras.KerasTensor], phi: int = 0, width: float | None = None
+# YOLOv5's PAN widths are (256, 512, 1024) per level and its C3 blocks repeat 3 bottlenecks, both scaled by
+# (width, depth) multiples; per phi this follows YOLOv5's n/s/m/l/x sizes: B0–B1 n, B2–B3 s, B4–B5 m, B6 l, B7 x.
+YOLOV5_BASE_WIDTHS = (256, 512, 1024)
+YOLOV5_C3_REPEATS = 3
+YOLOV5_MULTIPLES_BY_PHI: tuple[tuple[float, float], ...] = (
+    (0.25, 0.33), (0.25, 0.33), (0.5, 0.33), (0.5, 0.33), (0.75, 0.67), (0.75, 0.67), (1.0, 1.0), (1.25, 1.33),
+)
+
+
+def bottleneck(x: keras.KerasTensor, filters: int, shortcut: bool, name: str) -> keras.KerasTensor:
+    """1×1 → 3×3 conv, plus the input when `shortcut`."""
+    y = conv_bn_act(x, filters, 1, name=f"{name}_cv1")
+    y = conv_bn_act(y, filters, 3, name=f"{name}_cv2")
+    return layers.Add(name=f"{name}_add")([x, y]) if shortcut else y
+
+
+def c3_block(x: keras.KerasTensor, filters: int, repeats: int, name: str, shortcut: bool = False) -> keras.KerasTensor:
+    """CSP bottleneck with 3 convs: [1×1 → bottlenecks] ‖ [1×1] → concat → 1×1, each branch half of `filters`."""
+    hidden = filters // 2
+    main = conv_bn_act(x, hidden, 1, name=f"{name}_cv1")
+    for i in range(repeats):
+        main = bottleneck(main, hidden, shortcut, name=f"{name}_m{i}")
+    side = conv_bn_act(x, hidden, 1, name=f"{name}_cv2")
+    x = layers.Concatenate(name=f"{name}_concat")([main, side])
+    return conv_bn_act(x, filters, 1, name=f"{name}_cv3")
+
+
+def sppf_block(x: keras.KerasTensor, filters: int, name: str, pool_size: int = 5) -> keras.KerasTensor:
+    """Spatial pyramid pooling, fast: three chained k×k max-pools (receptive fields 5, 9, 13) concatenated."""
+    hidden = x.shape[-1] // 2
+    x = conv_bn_act(x, hidden, 1, name=f"{name}_cv1")
+    pooled = [x]
+    for i in range(3):
+        pooled.append(layers.MaxPooling2D(pool_size, strides=1, padding="same", name=f"{name}_pool{i}")(pooled[-1]))
+    x = layers.Concatenate(name=f"{name}_concat")(pooled)
+    return conv_bn_act(x, filters, 1, name=f"{name}_cv2")
+
+
+def yolov5_pan(
+    features: list[keras.KerasTensor], width: float = 1.0, depth: float = 1.0, name: str = "neck"
 ) -> list[keras.KerasTensor]:
-    """Apply the named neck to backbone features; `width` defaults to the per-phi table."""
+    """YOLOv5 neck: SPPF on stride 32, top-down FPN then bottom-up PAN, C3 blocks after every concat.
+
+    Args:
+        features: backbone maps [stride 8, stride 16, stride 32].
+        width: multiple of YOLOv5's (256, 512, 1024) level widths.
+        depth: multiple of the three bottlenecks in each C3 block (at least one).
+
+    Returns:
+        [stride 8, stride 16, stride 32] maps with widths `width` × (256, 512, 1024).
+    """
+    w3, w4, w5 = [max(16, int(round(w * width / 8)) * 8) for w in YOLOV5_BASE_WIDTHS]
+    repeats = max(1, round(YOLOV5_C3_REPEATS * depth))
+    p5 = sppf_block(features[2], w5, name=f"{name}_p5_sppf")
+    p5_lateral = conv_bn_act(p5, w4, 1, name=f"{name}_p5_lateral")
+    x = layers.UpSampling2D(2, name=f"{name}_p4_upsample")(p5_lateral)
+    x = layers.Concatenate(name=f"{name}_p4_concat")([x, features[1]])
+    x = c3_block(x, w4, repeats, name=f"{name}_p4_c3")
+    p4_lateral = conv_bn_act(x, w3, 1, name=f"{name}_p4_lateral")
+    x = layers.UpSampling2D(2, name=f"{name}_p3_upsample")(p4_lateral)
+    x = layers.Concatenate(name=f"{name}_p3_concat")([x, features[0]])
+    out3 = c3_block(x, w3, repeats, name=f"{name}_p3_c3")
+    x = conv_bn_act(out3, w3, 3, strides=2, name=f"{name}_p4_down")
+    x = layers.Concatenate(name=f"{name}_p4_pan_concat")([x, p4_lateral])
+    out4 = c3_block(x, w4, repeats, name=f"{name}_p4_pan_c3")
+    x = conv_bn_act(out4, w4, 3, strides=2, name=f"{name}_p5_down")
+    x = layers.Concatenate(name=f"{name}_p5_pan_concat")([x, p5_lateral])
+    out5 = c3_block(x, w5, repeats, name=f"{name}_p5_pan_c3")
+    return [out3, out4, out5]
+
+
+def build_neck(
+    neck: str, features: list[keras.KerasTensor], phi: int = 0, width: float | None = None,
+    depth: float | None = None,
+) -> list[keras.KerasTensor]:
+    """Apply the named neck to backbone features; `width` (and for yolov5 `depth`) default to the per-phi tables."""
     if neck == "yolov3":
         return yolov3_fpn(features, width=YOLOV3_WIDTH_BY_PHI[phi] if width is None else width)
+    if neck == "yolov5":
+        default_width, default_depth = YOLOV5_MULTIPLES_BY_PHI[phi]
+        return yolov5_pan(features, width=default_width if width is None else width,
+                          depth=default_depth if depth is None else depth)
     raise ValueError(f"unknown neck {neck!r}; expected one of {NECK_NAMES}")

@@ -7,12 +7,33 @@ is an error that lists the layers, so nothing is skipped silently.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 
-KERAS_WEIGHTS_URL = "https://storage.googleapis.com/keras-applications/"
 KERAS_CACHE = Path("~/.keras/models")
+
+
+@dataclass(frozen=True)
+class KerasApplication:
+    """Where `keras.applications` publishes one model's no-top ImageNet weights."""
+
+    constructor: str
+    file_name: str
+    url: str
+
+
+def efficientnet_application(phi: int) -> KerasApplication:
+    file_name = f"efficientnetb{phi}_notop.h5"
+    return KerasApplication(f"EfficientNetB{phi}", file_name, f"https://storage.googleapis.com/keras-applications/"
+                                                              f"{file_name}")
+
+
+def efficientnet_v2_application(variant: str) -> KerasApplication:
+    file_name = f"efficientnetv2-{variant}_notop.h5"
+    return KerasApplication(f"EfficientNetV2{variant.upper()}", file_name,
+                            f"https://storage.googleapis.com/tensorflow/keras-applications/efficientnet_v2/{file_name}")
 
 
 def keras_name(name: str) -> str:
@@ -20,24 +41,24 @@ def keras_name(name: str) -> str:
     return re.sub(r"^(rescaling|normalization)_\d+$", r"\1", name)
 
 
-def keras_efficientnet(phi: int, input_shape: tuple, weights: str) -> keras.Model:
-    """`keras.applications.EfficientNetB{phi}(include_top=False)` with `weights` ("imagenet" or a file path).
+def keras_application_model(application: KerasApplication, input_shape: tuple, weights: str) -> keras.Model:
+    """The `keras.applications` model (`include_top=False`) with `weights` ("imagenet" or a file path).
 
     "imagenet" uses Keras' own download and cache; offline, the error names the file and where to put it.
     """
-    constructor = getattr(keras.applications, f"EfficientNetB{phi}")
+    constructor = getattr(keras.applications, application.constructor)
     if weights != "imagenet" and not Path(weights).is_file():
         raise FileNotFoundError(f"{weights}: backbone weights file not found")
     try:
         return constructor(include_top=False, weights=weights, input_shape=input_shape)
     except Exception as error:  # Keras' get_file wraps network failures in a plain Exception
         if weights != "imagenet":
-            raise ValueError(f"{weights}: not EfficientNet-B{phi} weights for keras.applications ({error})") from None
-        file_name = f"efficientnetb{phi}_notop.h5"
+            raise ValueError(f"{weights}: not {application.constructor} weights for keras.applications "
+                             f"({error})") from None
         raise OSError(
-            f"could not get the ImageNet weights {file_name} ({type(error).__name__}: {error}). Offline, download "
-            f"{KERAS_WEIGHTS_URL}{file_name} elsewhere and put it at {KERAS_CACHE / file_name}, or pass the file "
-            f"with --backbone-weights PATH"
+            f"could not get the ImageNet weights {application.file_name} ({type(error).__name__}: {error}). "
+            f"Offline, download {application.url} elsewhere and put it at {KERAS_CACHE / application.file_name}, "
+            f"or pass the file with --backbone-weights PATH"
         ) from None
 
 

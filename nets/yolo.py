@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import re
-
 import keras
 
-from nets.backbones import build_backbone
+from nets.backbones import build_backbone, parse_backbone_name
 from nets.head import init_head_biases, yolo_head
 from nets.necks import build_neck
 
-
-def backbone_phi(backbone: str) -> int:
-    """The compound-scaling index of a backbone name (0 for names without one)."""
-    match = re.search(r"-b(\d)$", backbone)
-    return int(match.group(1)) if match else 0
+# YOLOv3's head widens each level with a 3×3 conv; YOLOv5's predicts straight from the neck.
+HEAD_HIDDEN_CONV = {"yolov3": True, "yolov5": False}
 
 
 def build_yolo(
@@ -25,6 +20,7 @@ def build_yolo(
     anchors_per_scale: int = 3,
     backbone_weights: str | None = None,
     neck_width: float | None = None,
+    neck_depth: float | None = None,
 ) -> keras.Model:
     """Build the detector as a functional model with outputs [p3, p4, p5], each (B, H/s, W/s, A, 5 + C).
 
@@ -36,12 +32,15 @@ def build_yolo(
     height, width, _ = input_shape
     if height % 32 or width % 32:
         raise ValueError(f"input size must be a multiple of 32, got {height}x{width}")
+    if neck not in HEAD_HIDDEN_CONV:
+        raise ValueError(f"unknown neck {neck!r}; expected one of {sorted(HEAD_HIDDEN_CONV)}")
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
     images = keras.Input(shape=input_shape, name="images")
     features = build_backbone(backbone, input_shape=input_shape, weights=backbone_weights)(images)
-    fused = build_neck(neck, list(features), phi=backbone_phi(backbone), width=neck_width)
-    outputs = yolo_head(fused, num_classes, anchors_per_scale)
+    fused = build_neck(neck, list(features), phi=parse_backbone_name(backbone).scale_index, width=neck_width,
+                       depth=neck_depth)
+    outputs = yolo_head(fused, num_classes, anchors_per_scale, hidden_conv=HEAD_HIDDEN_CONV[neck])
     model = keras.Model(images, outputs, name=f"{backbone}-{neck}")
     init_head_biases(model, num_classes, input_size=max(height, width))
     return model

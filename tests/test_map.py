@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from utils.map import Detections, average_precision, coco_metrics, evaluate_detections, voc_ap_per_class
+from utils.map import (
+    Detections,
+    average_precision,
+    coco_metrics,
+    evaluate_detections,
+    precision_recall_at,
+    voc_ap_per_class,
+)
 
 
 def dets(boxes, scores, classes) -> Detections:
@@ -48,4 +55,20 @@ def test_evaluate_detections_keys():
     gt = [np.array([[0, 0, 10, 10, 0]], float)]
     metrics = evaluate_detections([dets([[0, 0, 10, 10]], [0.9], [0])], gt, [(20, 20)], ["a", "b"])
     assert metrics["map50"] == pytest.approx(1.0) and metrics["voc07_map50"] == pytest.approx(1.0)
-    assert metrics["per_class"] == {"a": {"ap50": 1.0, "ground_truth": 1}, "b": {"ap50": None, "ground_truth": 0}}
+    assert metrics["per_class"] == {
+        "a": {"ap50": 1.0, "ground_truth": 1, "precision": 1.0, "recall": 1.0, "f1": 1.0},
+        "b": {"ap50": None, "ground_truth": 0, "precision": None, "recall": None, "f1": None},
+    }
+
+
+def test_precision_recall_at_a_score_threshold_by_hand():
+    # Class 0: 3 ground-truth boxes; detections 0.9 (hit), 0.8 (miss: IoU 0), 0.6 (duplicate of the first hit),
+    # 0.3 (hit). At 0.5: 1 TP of 3 kept → P 1/3, R 1/3. At 0.2: 2 TP of 4 → P 1/2, R 2/3, F1 4/7.
+    gt = [np.array([[0, 0, 10, 10, 0], [20, 20, 30, 30, 0]], float), np.array([[0, 0, 8, 8, 0]], float)]
+    det = [dets([[0, 0, 10, 10], [50, 50, 60, 60], [1, 0, 10, 10]], [0.9, 0.8, 0.6], [0, 0, 0]),
+           dets([[0, 0, 8, 8]], [0.3], [0])]
+    np.testing.assert_allclose(precision_recall_at(det, gt, 2, 0.5)[0], [1 / 3, 1 / 3, 1 / 3])
+    np.testing.assert_allclose(precision_recall_at(det, gt, 2, 0.2)[0], [1 / 2, 2 / 3, 4 / 7])
+    assert np.isnan(precision_recall_at(det, gt, 2, 0.5)[1]).all()
+    nothing = precision_recall_at([dets([], [], []), dets([], [], [])], gt, 2, 0.5)
+    np.testing.assert_array_equal(nothing[0], [0.0, 0.0, 0.0])

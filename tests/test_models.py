@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from nets.backbones import build_backbone, last_layer_of_stage
+from nets.backbones import backbone_names, build_backbone, last_layer_of_stage
 from nets.efficientnet import build_efficientnet, round_filters, round_repeats
 from nets.pretrained import copy_weights_by_name, keras_name
 from nets.yolo import build_yolo
@@ -117,3 +117,27 @@ def test_frozen_backbone_keeps_weights_and_batchnorm_statistics():
     for old, new in zip(before, [w.numpy() for w in backbone.weights], strict=True):
         np.testing.assert_array_equal(old, new)
     assert not np.array_equal(head_before, model.get_layer("head_p3_pred").kernel.numpy())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("neck", ["yolov3", "yolov5"])
+@pytest.mark.parametrize("backbone", backbone_names())
+def test_every_backbone_with_either_neck_builds_and_runs_at_320(backbone, neck):
+    model = build_yolo(backbone, neck, num_classes=3, input_shape=(320, 320, 3))
+    images = np.random.default_rng(0).uniform(0, 255, (1, 320, 320, 3)).astype("float32")
+    outputs = [np.asarray(o) for o in model(images, training=False)]
+    assert [o.shape for o in outputs] == [(1, 40, 40, 3, 8), (1, 20, 20, 3, 8), (1, 10, 10, 3, 8)]
+    assert all(np.isfinite(o).all() for o in outputs)
+    keras.backend.clear_session()  # 46 detectors in one process
+
+
+def test_backbone_names_parse_to_their_families():
+    from nets.backbones import parse_backbone_name
+
+    assert len(backbone_names()) == 8 + 7 + 8
+    spec = parse_backbone_name("shufflenetv2-x1.5-stemblock")
+    assert (spec.family, spec.variant, spec.stem) == ("shufflenetv2", "1.5", "stemblock")
+    assert spec.feature_stages == (2, 3, 4)
+    assert parse_backbone_name("efficientnetv2-m").feature_stages == (3, 5, 7)
+    scale = [parse_backbone_name(f"efficientnetv2-{v}").scale_index for v in ("b0", "b3", "s", "m", "l")]
+    assert scale == [0, 3, 4, 6, 7]

@@ -21,6 +21,7 @@ class ModelSpec:
     anchors: tuple[tuple[float, float], ...]
     input_size: int
     neck_width: float | None = None
+    neck_depth: float | None = None
 
     @property
     def num_classes(self) -> int:
@@ -78,6 +79,7 @@ def from_dict(data: dict) -> TrainConfig:
         backbone=model["backbone"], neck=model["neck"], class_names=tuple(model["class_names"]),
         anchors=tuple(tuple(float(v) for v in pair) for pair in model["anchors"]),
         input_size=int(model["input_size"]), neck_width=model.get("neck_width"),
+        neck_depth=model.get("neck_depth"),
     )
     return TrainConfig(**{**data, "model": spec})
 

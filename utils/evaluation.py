@@ -66,6 +66,7 @@ def evaluate_model(
     score_threshold: float = 0.001,
     iou_threshold: float = 0.5,
     progress: bool = True,
+    pr_score_threshold: float = 0.5,
 ) -> dict:
     """Run the model over annotated images and compute every metric of `map.evaluate_detections`."""
     annotations, missing = existing_annotations(annotations)
@@ -73,6 +74,7 @@ def evaluate_model(
         raise ValueError("none of the annotated images exist")
     detections, sizes = predict_annotations(model, anchors, [a.image_path for a in annotations], batch_size,
                                             score_threshold, iou_threshold, progress=progress)
-    metrics = evaluate_detections(detections, [a.boxes for a in annotations], sizes, class_names)
+    metrics = evaluate_detections(detections, [a.boxes for a in annotations], sizes, class_names,
+                                  pr_score_threshold=pr_score_threshold)
     metrics["missing_images"] = missing
     return metrics

@@ -63,6 +63,28 @@ def match_image(det_boxes: np.ndarray, gt_boxes: np.ndarray, iou_threshold: floa
     return true_positive
 
 
+def class_matches(
+    detections: list[Detections], ground_truth: list[np.ndarray], class_id: int, iou_threshold: float
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """One class's detections over all images: scores and true-positive flags, sorted by descending score, and
+    the number of ground-truth boxes. Greedy matching goes by score, so any score cut keeps its flags."""
+    scores, flags, num_gt = [], [], 0
+    for det, gt in zip(detections, ground_truth, strict=True):
+        gt_boxes = gt[gt[:, 4] == class_id, :4]
+        num_gt += len(gt_boxes)
+        mine = np.flatnonzero(det.classes == class_id)
+        if len(mine) == 0:
+            continue
+        order = mine[np.argsort(-det.scores[mine], kind="stable")]
+        scores.append(det.scores[order])
+        flags.append(match_image(det.boxes[order], gt_boxes, iou_threshold))
+    if not scores:
+        return np.zeros(0), np.zeros(0, dtype=bool), num_gt
+    scores_all, flags_all = np.concatenate(scores), np.concatenate(flags)
+    order = np.argsort(-scores_all, kind="stable")
+    return scores_all[order], flags_all[order], num_gt
+
+
 def voc_ap_per_class(
     detections: list[Detections],
     ground_truth: list[np.ndarray],
@@ -80,29 +102,34 @@ def voc_ap_per_class(
         raise ValueError(f"{len(detections)} detection lists for {len(ground_truth)} images")
     aps = np.full(num_classes, np.nan)
     for class_id in range(num_classes):
-        scores, flags, num_gt = [], [], 0
-        for det, gt in zip(detections, ground_truth, strict=True):
-            gt_boxes = gt[gt[:, 4] == class_id, :4]
-            num_gt += len(gt_boxes)
-            mine = np.flatnonzero(det.classes == class_id)
-            if len(mine) == 0:
-                continue
-            order = mine[np.argsort(-det.scores[mine], kind="stable")]
-            scores.append(det.scores[order])
-            flags.append(match_image(det.boxes[order], gt_boxes, iou_threshold))
+        _, flags, num_gt = class_matches(detections, ground_truth, class_id, iou_threshold)
         if num_gt == 0:
             continue
-        if not scores:
-            aps[class_id] = 0.0
-            continue
-        scores_all, flags_all = np.concatenate(scores), np.concatenate(flags)
-        order = np.argsort(-scores_all, kind="stable")
-        true_positives = np.cumsum(flags_all[order])
-        false_positives = np.cumsum(~flags_all[order])
+        true_positives = np.cumsum(flags)
+        false_positives = np.cumsum(~flags)
         recall = true_positives / num_gt
         precision = true_positives / np.maximum(true_positives + false_positives, np.finfo(np.float64).eps)
-        aps[class_id] = average_precision(recall, precision, use_07_metric)
+        aps[class_id] = average_precision(recall, precision, use_07_metric) if len(flags) else 0.0
     return aps
+
+
+def precision_recall_at(
+    detections: list[Detections], ground_truth: list[np.ndarray], num_classes: int, score_threshold: float,
+    iou_threshold: float = 0.5,
+) -> np.ndarray:
+    """(C, 3) precision, recall and F1 of each class counting only detections scoring at least `score_threshold`
+    (NaN rows for classes without ground truth; precision 0 when nothing is detected)."""
+    table = np.full((num_classes, 3), np.nan)
+    for class_id in range(num_classes):
+        scores, flags, num_gt = class_matches(detections, ground_truth, class_id, iou_threshold)
+        if num_gt == 0:
+            continue
+        kept = flags[scores >= score_threshold]
+        precision = kept.sum() / len(kept) if len(kept) else 0.0
+        recall = kept.sum() / num_gt
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+        table[class_id] = precision, recall, f1
+    return table
 
 
 def coco_metrics(
@@ -147,13 +174,16 @@ def coco_metrics(
 
 def evaluate_detections(
     detections: list[Detections], ground_truth: list[np.ndarray], image_sizes: list[tuple[int, int]],
-    class_names: list[str],
+    class_names: list[str], pr_score_threshold: float = 0.5,
 ) -> dict:
-    """Every figure `get_map.py` reports: VOC mAP@0.5 (all-point), VOC07 mAP@0.5, COCO figures, per-class AP."""
+    """Every figure `get_map.py` reports: VOC mAP@0.5 (all-point), VOC07 mAP@0.5, COCO figures, per-class AP, and
+    precision/recall/F1 at IoU 0.5 counting detections that score at least `pr_score_threshold`."""
     num_classes = len(class_names)
     ap50 = voc_ap_per_class(detections, ground_truth, num_classes, 0.5)
     ap50_07 = voc_ap_per_class(detections, ground_truth, num_classes, 0.5, use_07_metric=True)
     coco = coco_metrics(detections, ground_truth, image_sizes, num_classes)
+    pr = precision_recall_at(detections, ground_truth, num_classes, pr_score_threshold)
+    with_gt = ~np.isnan(pr[:, 0])
     gt_counts = np.bincount(np.concatenate([g[:, 4] for g in ground_truth]).astype(int) if ground_truth else
                             np.zeros(0, int), minlength=num_classes)
     return {
@@ -162,9 +192,14 @@ def evaluate_detections(
         "voc07_map50": float(np.nanmean(ap50_07)) if np.any(~np.isnan(ap50_07)) else 0.0,
         "coco_ap50": coco["ap50"],
         "coco_ap75": coco["ap75"],
+        "pr_score_threshold": pr_score_threshold,
+        "precision": float(pr[with_gt, 0].mean()) if with_gt.any() else 0.0,
+        "recall": float(pr[with_gt, 1].mean()) if with_gt.any() else 0.0,
         "images": len(ground_truth),
         "per_class": {
-            name: {"ap50": None if np.isnan(ap50[c]) else float(ap50[c]), "ground_truth": int(gt_counts[c])}
+            name: {"ap50": None if np.isnan(ap50[c]) else float(ap50[c]), "ground_truth": int(gt_counts[c]),
+                   **{key: None if np.isnan(pr[c, i]) else float(pr[c, i])
+                      for i, key in enumerate(("precision", "recall", "f1"))}}
             for c, name in enumerate(class_names)
         },
     }
@@ -172,14 +207,21 @@ def evaluate_detections(
 
 def format_metrics_table(metrics: dict) -> str:
     """Markdown table of per-class AP@0.5 and the headline figures."""
-    rows = ["| class | ground truth | AP@0.5 |", "|---|---:|---:|"]
+    def cell(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
+    threshold = metrics["pr_score_threshold"]
+    rows = [f"| class | ground truth | AP@0.5 | P@{threshold:g} | R@{threshold:g} | F1@{threshold:g} |",
+            "|---|---:|---:|---:|---:|---:|"]
     for name, entry in metrics["per_class"].items():
-        ap = "n/a" if entry["ap50"] is None else f"{entry['ap50']:.4f}"
-        rows.append(f"| {name} | {entry['ground_truth']} | {ap} |")
+        rows.append(f"| {name} | {entry['ground_truth']} | {cell(entry['ap50'])} | {cell(entry['precision'])} "
+                    f"| {cell(entry['recall'])} | {cell(entry['f1'])} |")
     rows += [
         "",
         f"mAP@0.5 (VOC all-point): {metrics['map50']:.4f}",
         f"mAP@0.5 (VOC07 11-point): {metrics['voc07_map50']:.4f}",
         f"mAP@[.5:.95] (COCO):      {metrics['map50_95']:.4f}",
+        f"precision / recall at score ≥ {threshold:g} (mean over classes): {metrics['precision']:.4f} / "
+        f"{metrics['recall']:.4f}",
     ]
     return "\n".join(rows)

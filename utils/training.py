@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 def build_model_for(config: TrainConfig) -> keras.Model:
     spec = config.model
     return build_yolo(spec.backbone, spec.neck, spec.num_classes, input_shape=spec.input_shape,
-                      backbone_weights=config.backbone_weights, neck_width=spec.neck_width)
+                      backbone_weights=config.backbone_weights, neck_width=spec.neck_width,
+                      neck_depth=spec.neck_depth)
 
 
 def make_losses(config: TrainConfig) -> list[YoloV3Loss]:
