@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     model, config = load_detector(args.run)
     metrics = evaluate_model(model, config.model.anchor_array(), annotations, list(config.model.class_names),
                              batch_size=args.batch_size, score_threshold=args.confidence,
-                             iou_threshold=args.nms_iou, pr_score_threshold=args.pr_score)
+                             iou_threshold=args.nms_iou, pr_score_threshold=args.pr_score,
+                             box_coding=config.model.assigner)
     for path in metrics["missing_images"]:
         print(f"skipped {path}: image file not found", file=sys.stderr)
     out_dir = Path(args.out_dir) if args.out_dir else resolve_model_path(args.run).parent / "map"

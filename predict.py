@@ -52,7 +52,8 @@ def run_image(args: argparse.Namespace) -> int:
     spec = config.model
     detections, _ = predict_annotations(model, spec.anchor_array(), args.input, batch_size=1,
                                         score_threshold=args.confidence, iou_threshold=args.nms_iou,
-                                        max_detections=args.max_detections, progress=False)
+                                        max_detections=args.max_detections, progress=False,
+                                        box_coding=spec.assigner)
     for source, target, found in zip(args.input, output_paths(args.input, args.output), detections, strict=True):
         save_image(target, draw_detections(images[source], found, list(spec.class_names)))
         counts = ", ".join(f"{spec.class_names[c]} {int((found.classes == c).sum())}"

@@ -8,7 +8,9 @@ Example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -29,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--classes", required=True, help="class list, one name a line")
     data.add_argument("--anchors", default=str(DEFAULT_ANCHORS),
                       help="nine w,h anchors in pixels of a 416 input; scaled to --input-size")
+    data.add_argument("--autoanchor", action="store_true",
+                      help="replace the anchors by k-means ones when they reach < 98%% of the training boxes")
     data.add_argument("--max-boxes", type=int, default=100, help="boxes kept per image")
     model = parser.add_argument_group("model")
     model.add_argument("--phi", type=int, default=None, help="EfficientNet-B{phi}; shorthand for --backbone")
@@ -39,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--neck-width", type=float, default=None, help="neck width multiple (default: per phi)")
     model.add_argument("--neck-depth", type=float, default=None,
                        help="yolov5 C3 depth multiple (default: per phi)")
+    model.add_argument("--assigner", default="v3", choices=["v3", "v5"],
+                       help="target assignment and box parameterisation: YOLOv3 (best anchors, centre cell) or "
+                            "YOLOv5 (anchor ratio < --anchor-t, centre + 2 neighbour cells)")
     model.add_argument("--input-size", type=int, default=416, help="square input size, a multiple of 32")
     model.add_argument("--backbone-weights", default="none",
                        help="none (random init), imagenet (keras.applications download/cache) or a weights file")
@@ -54,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     fit.add_argument("--ignore-threshold", type=float, default=0.5, help="IoU above which a negative is ignored")
     fit.add_argument("--match-threshold", type=float, default=0.2,
                      help="shape IoU above which a box also trains a non-best anchor (1 = best anchor only)")
+    fit.add_argument("--anchor-t", type=float, default=4.0, help="v5: largest box/anchor side ratio that matches")
+    fit.add_argument("--label-smoothing", type=float, default=0.0, help="v5: class label smoothing ε")
     fit.add_argument("--eval-period", type=int, default=1, help="epochs between validation mAP evaluations")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--run-dir", required=True, help="output folder; rerun with the same folder to resume")
@@ -72,13 +81,14 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         backbone=backbone, neck=args.neck, class_names=tuple(read_class_names(args.classes)),
         anchors=tuple((round(float(w), 2), round(float(h), 2)) for w, h in anchors),
         input_size=args.input_size, neck_width=args.neck_width, neck_depth=args.neck_depth,
+        assigner=args.assigner,
     )
     return TrainConfig(
         train=args.train, val=args.val, run_dir=args.run_dir, model=spec, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.lr, min_learning_rate_ratio=args.min_lr_ratio,
         warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, eval_period=args.eval_period,
         seed=args.seed, max_boxes=args.max_boxes, ignore_threshold=args.ignore_threshold,
-        match_threshold=args.match_threshold,
+        match_threshold=args.match_threshold, anchor_t=args.anchor_t, label_smoothing=args.label_smoothing,
         scale_min=args.scale_min, scale_max=args.scale_max, aspect_jitter=args.aspect_jitter,
         flip_probability=args.flip,
         backbone_weights=None if args.backbone_weights.lower() == "none" else args.backbone_weights,
@@ -86,8 +96,23 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     )
 
 
+def with_checked_anchors(config: TrainConfig, recompute: bool) -> TrainConfig:
+    """Check the anchors against the training boxes (warn below 98% best-possible recall; replace if asked)."""
+    from utils.anchors import check_anchors
+    from utils.annotations import read_annotations
+
+    spec = config.model
+    anchors = check_anchors(read_annotations(config.train, strict=False)[0], spec.anchor_array(), spec.input_size,
+                            threshold=config.anchor_t, recompute=recompute, seed=config.seed)
+    rounded = tuple((round(float(w), 2), round(float(h), 2)) for w, h in anchors)
+    return dataclasses.replace(config, model=dataclasses.replace(spec, anchors=rounded))
+
+
 def main(argv: list[str] | None = None) -> int:
-    config = build_config(parse_args(argv))
+    args = parse_args(argv)
+    logging.basicConfig(format="%(message)s")
+    logging.getLogger("utils").setLevel(logging.INFO)
+    config = with_checked_anchors(build_config(args), recompute=args.autoanchor)
     from utils.training import train
 
     metrics = train(config)

@@ -88,3 +88,24 @@ def test_predict_names_a_corrupt_image_before_loading_any_model(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.jpg: image not found"):
         predict.main(["image", "--run-dir", str(tmp_path), "--input", str(tmp_path / "missing.jpg"),
                       "--output", str(tmp_path / "out.png")])
+
+
+@pytest.mark.slow
+def test_yolov5_run_with_shufflenet_is_scored_with_its_own_box_coding(shapes_voc, tmp_path):
+    lines = tmp_path / "lines"
+    classes = str(shapes_voc / "classes.txt")
+    assert voc_annotation.main(["--voc-root", str(shapes_voc), "--classes", classes, "--out-dir", str(lines),
+                                "--val-fraction", "0.25", "--test-fraction", "0"]) == 0
+    run = tmp_path / "run_v5"
+    assert train.main(["--train", str(lines / "train.txt"), "--val", str(lines / "val.txt"), "--classes", classes,
+                       "--backbone", "shufflenetv2-x0.5-stemblock", "--neck", "yolov5", "--assigner", "v5",
+                       "--input-size", "64", "--epochs", "2", "--batch-size", "6", "--lr", "5e-3",
+                       "--run-dir", str(run)]) == 0
+    model = json.loads((run / "config.json").read_text())["model"]
+    assert (model["backbone"], model["neck"], model["assigner"]) == ("shufflenetv2-x0.5-stemblock", "yolov5", "v5")
+    assert get_map.main(["--run-dir", str(run), "--annotations", str(lines / "val.txt")]) == 0
+    metrics = json.loads((run / "map" / "metrics.json").read_text())
+    # get_map (best.keras reloaded, decoded with the run's coding) reproduces the best in-training score.
+    logged = read_csv_log(run / "training_log.csv")
+    best_epoch = int(np.nanargmax(logged["val_map50"]))
+    assert metrics["map50"] == pytest.approx(logged["val_map50"][best_epoch], abs=2e-3)

@@ -18,3 +18,20 @@ def test_encoded_boxes_come_back_in_original_pixels():
     assert int(result["count"][0]) == 1
     np.testing.assert_allclose(result["boxes"][0, 0].numpy(), original[0], atol=1e-2)
     assert int(result["classes"][0, 0]) == 0 and float(result["scores"][0, 0]) > 0.99
+
+
+def test_v5_coded_box_from_a_neighbour_cell_comes_back_only_with_v5_decoding():
+    from utils.bbox import encode_xywh
+    from utils.boxes import xyxy_to_cxcywh
+
+    image_hw = tf.constant([[256, 256]])
+    box = np.array([100.0, 100.0, 200.0, 180.0], np.float32)  # centre (150, 140) = cell (4.69, 4.38) at stride 32
+    raw = np.full((1, 8, 8, 3, 7), -12.0, np.float32)
+    cell = np.array([4.0, 3.0], np.float32)  # the cell above the centre's: y offset 1.38, within v5's reach (< 1.5)
+    raw[0, 3, 4, 0, :4] = encode_xywh(xyxy_to_cxcywh(tf.constant(box)), cell, ANCHORS[6], 32, "v5").numpy()
+    raw[0, 3, 4, 0, 4:6] = 12.0
+    raws = [tf.constant(np.full((1, g, g, 3, 7), -12.0, np.float32)) for g in (32, 16)] + [tf.constant(raw)]
+    v5 = postprocess(raws, tf.constant(ANCHORS), image_hw, (256, 256), score_threshold=0.5, box_coding="v5")
+    np.testing.assert_allclose(v5["boxes"][0, 0].numpy(), box, atol=1e-2)
+    v3 = postprocess(raws, tf.constant(ANCHORS), image_hw, (256, 256), score_threshold=0.5, box_coding="v3")
+    assert np.abs(v3["boxes"][0, 0].numpy() - box).max() > 10

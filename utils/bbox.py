@@ -16,13 +16,50 @@ def cell_grid(height: int, width: int) -> tf.Tensor:
     return tf.stack([xs, ys], axis=-1)[:, :, None, :]
 
 
-def decode_level(raw: tf.Tensor, anchors: tf.Tensor, stride: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Decode one level's raw output in the YOLOv3 parameterisation.
+BOX_CODINGS = ("v3", "v5")
+
+
+def decode_xywh(raw_xywh: tf.Tensor, cell_xy: tf.Tensor, anchors: tf.Tensor, stride: int,
+                box_coding: str = "v3") -> tf.Tensor:
+    """Raw (…, 4) box logits at cells (…, 2) with anchors (…, 2) → centre x, y, width, height in input pixels.
+
+    v3: centre = (σ(t) + cell) · stride, size = exp(t) · anchor.
+    v5: centre = (2σ(t) − 0.5 + cell) · stride, size = (2σ(t))² · anchor (bounded: at most 4 × the anchor).
+    """
+    if box_coding == "v3":
+        centre = (tf.sigmoid(raw_xywh[..., 0:2]) + cell_xy) * stride
+        size = tf.exp(tf.minimum(raw_xywh[..., 2:4], MAX_LOG_SCALE)) * anchors
+    elif box_coding == "v5":
+        centre = (2.0 * tf.sigmoid(raw_xywh[..., 0:2]) - 0.5 + cell_xy) * stride
+        size = tf.square(2.0 * tf.sigmoid(raw_xywh[..., 2:4])) * anchors
+    else:
+        raise ValueError(f"unknown box coding {box_coding!r}; expected one of {BOX_CODINGS}")
+    return tf.concat([centre, size], axis=-1)
+
+
+def encode_xywh(xywh: tf.Tensor, cell_xy: tf.Tensor, anchors: tf.Tensor, stride: int,
+                box_coding: str = "v3") -> tf.Tensor:
+    """Inverse of `decode_xywh`: centre x, y, width, height in input pixels → the raw logits that decode to them."""
+    xywh = tf.cast(xywh, tf.float32)
+    offset = xywh[..., 0:2] / stride - cell_xy
+    ratio = xywh[..., 2:4] / anchors
+    if box_coding == "v3":
+        return tf.concat([tf.math.log(offset / (1.0 - offset)), tf.math.log(ratio)], axis=-1)
+    if box_coding == "v5":
+        sig_xy, sig_wh = (offset + 0.5) / 2.0, tf.sqrt(ratio) / 2.0
+        return tf.concat([tf.math.log(sig_xy / (1.0 - sig_xy)), tf.math.log(sig_wh / (1.0 - sig_wh))], axis=-1)
+    raise ValueError(f"unknown box coding {box_coding!r}; expected one of {BOX_CODINGS}")
+
+
+def decode_level(raw: tf.Tensor, anchors: tf.Tensor, stride: int,
+                 box_coding: str = "v3") -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Decode one level's raw output.
 
     Args:
         raw: (B, H, W, A, 5 + C) head output.
         anchors: (A, 2) anchor widths and heights in input pixels.
         stride: the level's stride.
+        box_coding: "v3" or "v5" parameterisation (see `decode_xywh`).
 
     Returns:
         boxes (B, H, W, A, 4) x1, y1, x2, y2 in input pixels; objectness logits (B, H, W, A);
@@ -31,20 +68,18 @@ def decode_level(raw: tf.Tensor, anchors: tf.Tensor, stride: int) -> tuple[tf.Te
     raw = tf.cast(raw, tf.float32)
     shape = tf.shape(raw)
     grid = cell_grid(shape[1], shape[2])
-    centre = (tf.sigmoid(raw[..., 0:2]) + grid) * stride
-    size = tf.exp(tf.minimum(raw[..., 2:4], MAX_LOG_SCALE)) * tf.cast(anchors, tf.float32)
-    boxes = cxcywh_to_xyxy(tf.concat([centre, size], axis=-1))
-    return boxes, raw[..., 4], raw[..., 5:]
+    xywh = decode_xywh(raw[..., 0:4], grid, tf.cast(anchors, tf.float32), stride, box_coding)
+    return cxcywh_to_xyxy(xywh), raw[..., 4], raw[..., 5:]
 
 
 def decode_outputs(
-    outputs: list[tf.Tensor], anchors: tf.Tensor, strides: tuple[int, ...] = (8, 16, 32)
+    outputs: list[tf.Tensor], anchors: tf.Tensor, strides: tuple[int, ...] = (8, 16, 32), box_coding: str = "v3",
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """All levels → boxes (B, N, 4) in input pixels and class scores (B, N, C) = objectness × class probability."""
     anchors = tf.reshape(tf.cast(anchors, tf.float32), (len(strides), -1, 2))
     all_boxes, all_scores = [], []
     for level, (raw, stride) in enumerate(zip(outputs, strides, strict=True)):
-        boxes, objectness, class_logits = decode_level(raw, anchors[level], stride)
+        boxes, objectness, class_logits = decode_level(raw, anchors[level], stride, box_coding)
         scores = tf.sigmoid(objectness)[..., None] * tf.sigmoid(class_logits)
         batch = tf.shape(boxes)[0]
         all_boxes.append(tf.reshape(boxes, (batch, -1, 4)))
@@ -93,6 +128,7 @@ def postprocess(
     score_threshold: float = 0.25,
     iou_threshold: float = 0.45,
     max_detections: int = 100,
+    box_coding: str = "v3",
 ) -> dict[str, tf.Tensor]:
     """Raw outputs of a batch → detections in original-image pixels, padded to `max_detections`.
 
@@ -101,11 +137,12 @@ def postprocess(
         anchors: (9, 2) anchors in input pixels, small to large.
         image_hw: (B, 2) original image heights and widths.
         input_hw: the model's input height and width.
+        box_coding: the head's box parameterisation, "v3" or "v5" (the run's `assigner`).
 
     Returns:
         dict with boxes (B, K, 4) x1, y1, x2, y2, scores (B, K), classes (B, K) int32, count (B,) valid rows.
     """
-    boxes, scores = decode_outputs(outputs, anchors)
+    boxes, scores = decode_outputs(outputs, anchors, box_coding=box_coding)
     nms = tf.image.combined_non_max_suppression(
         boxes[:, :, None, :], scores,
         max_output_size_per_class=max_detections, max_total_size=max_detections,

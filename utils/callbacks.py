@@ -41,7 +41,7 @@ class MapEvaluation(keras.callbacks.Callback):
     def __init__(
         self, annotations: list[Annotation], anchors: np.ndarray, class_names: list[str], best_path: str | Path,
         period: int = 1, total_epochs: int | None = None, batch_size: int = 8,
-        history_csv: str | Path | None = None,
+        history_csv: str | Path | None = None, box_coding: str = "v3",
     ) -> None:
         super().__init__()
         self.annotations = annotations
@@ -51,6 +51,7 @@ class MapEvaluation(keras.callbacks.Callback):
         self.period = max(1, period)
         self.total_epochs = total_epochs
         self.batch_size = batch_size
+        self.box_coding = box_coding
         self.history_csv = Path(history_csv) if history_csv else None
         self.best = -math.inf
         self.last_metrics: dict | None = None
@@ -67,7 +68,7 @@ class MapEvaluation(keras.callbacks.Callback):
             logs["val_map50"] = logs["val_map50_95"] = float("nan")
             return
         metrics = evaluate_model(self.model, self.anchors, self.annotations, self.class_names,
-                                 batch_size=self.batch_size, progress=False)
+                                 batch_size=self.batch_size, progress=False, box_coding=self.box_coding)
         self.last_metrics = metrics
         logs["val_map50"], logs["val_map50_95"] = metrics["map50"], metrics["map50_95"]
         print(f"\nepoch {epoch + 1}: val mAP@0.5 {metrics['map50']:.4f}  mAP@[.5:.95] {metrics['map50_95']:.4f}")

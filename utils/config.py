@@ -22,6 +22,7 @@ class ModelSpec:
     input_size: int
     neck_width: float | None = None
     neck_depth: float | None = None
+    assigner: str = "v3"  # target assignment and, with it, the head's box parameterisation (v3 | v5)
 
     @property
     def num_classes(self) -> int:
@@ -55,6 +56,8 @@ class TrainConfig:
     max_boxes: int = 100
     ignore_threshold: float = 0.5
     match_threshold: float = 0.2
+    anchor_t: float = 4.0
+    label_smoothing: float = 0.0
     scale_min: float = 0.5
     scale_max: float = 1.5
     aspect_jitter: float = 0.3
@@ -79,7 +82,7 @@ def from_dict(data: dict) -> TrainConfig:
         backbone=model["backbone"], neck=model["neck"], class_names=tuple(model["class_names"]),
         anchors=tuple(tuple(float(v) for v in pair) for pair in model["anchors"]),
         input_size=int(model["input_size"]), neck_width=model.get("neck_width"),
-        neck_depth=model.get("neck_depth"),
+        neck_depth=model.get("neck_depth"), assigner=model.get("assigner", "v3"),
     )
     return TrainConfig(**{**data, "model": spec})
 

@@ -14,7 +14,8 @@ from utils.map import Detections, evaluate_detections
 
 
 def make_detect_fn(
-    model: keras.Model, anchors: np.ndarray, score_threshold: float, iou_threshold: float, max_detections: int
+    model: keras.Model, anchors: np.ndarray, score_threshold: float, iou_threshold: float, max_detections: int,
+    box_coding: str = "v3",
 ):
     """A graph function: (letterboxed images, original (H, W)) → padded detections (see `bbox.postprocess`)."""
     input_hw = tuple(int(v) for v in model.input_shape[1:3])
@@ -23,7 +24,8 @@ def make_detect_fn(
     @tf.function(reduce_retracing=True)
     def detect(images: tf.Tensor, image_hw: tf.Tensor) -> dict[str, tf.Tensor]:
         outputs = model(images, training=False)
-        return postprocess(outputs, anchors, image_hw, input_hw, score_threshold, iou_threshold, max_detections)
+        return postprocess(outputs, anchors, image_hw, input_hw, score_threshold, iou_threshold, max_detections,
+                           box_coding)
 
     return detect
 
@@ -37,10 +39,11 @@ def predict_annotations(
     iou_threshold: float = 0.5,
     max_detections: int = 100,
     progress: bool = True,
+    box_coding: str = "v3",
 ) -> tuple[list[Detections], list[tuple[int, int]]]:
     """Detections and original (height, width) for each image, in `image_paths` order."""
     input_hw = tuple(int(v) for v in model.input_shape[1:3])
-    detect = make_detect_fn(model, anchors, score_threshold, iou_threshold, max_detections)
+    detect = make_detect_fn(model, anchors, score_threshold, iou_threshold, max_detections, box_coding)
     dataset = build_inference_dataset(image_paths, input_hw, batch_size)
     detections: list[Detections | None] = [None] * len(image_paths)
     sizes: list[tuple[int, int] | None] = [None] * len(image_paths)
@@ -67,13 +70,15 @@ def evaluate_model(
     iou_threshold: float = 0.5,
     progress: bool = True,
     pr_score_threshold: float = 0.5,
+    box_coding: str = "v3",
 ) -> dict:
     """Run the model over annotated images and compute every metric of `map.evaluate_detections`."""
     annotations, missing = existing_annotations(annotations)
     if not annotations:
         raise ValueError("none of the annotated images exist")
     detections, sizes = predict_annotations(model, anchors, [a.image_path for a in annotations], batch_size,
-                                            score_threshold, iou_threshold, progress=progress)
+                                            score_threshold, iou_threshold, progress=progress,
+                                            box_coding=box_coding)
     metrics = evaluate_detections(detections, [a.boxes for a in annotations], sizes, class_names,
                                   pr_score_threshold=pr_score_threshold)
     metrics["missing_images"] = missing

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import keras
 
-import nets.loss  # noqa: F401  (registers the loss so compiled checkpoints deserialize)
+import nets.loss  # noqa: F401  (registers the losses so compiled checkpoints deserialize)
+import nets.loss_v5  # noqa: F401
 import nets.shufflenet_v2  # noqa: F401  (registers its channel split/shuffle layers)
 from utils.config import TrainConfig, load_config
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 
 from nets.loss import YoloV3Loss
+from nets.loss_v5 import YoloV5Loss
 from nets.yolo import build_yolo, freeze_backbone
 from utils.annotations import read_annotations
 from utils.callbacks import LastCheckpoint, MapEvaluation, TrainingPlot
@@ -26,9 +27,15 @@ def build_model_for(config: TrainConfig) -> keras.Model:
                       neck_depth=spec.neck_depth)
 
 
-def make_losses(config: TrainConfig) -> list[YoloV3Loss]:
+def make_losses(config: TrainConfig) -> list[keras.losses.Loss]:
+    """One loss per output level, of the run's assigner (v3 or v5)."""
     spec = config.model
     size = (spec.input_size, spec.input_size)
+    if spec.assigner == "v5":
+        return [YoloV5Loss(spec.anchors, level, spec.num_classes, size, anchor_t=config.anchor_t,
+                           label_smoothing=config.label_smoothing) for level in range(3)]
+    if spec.assigner != "v3":
+        raise ValueError(f"unknown assigner {spec.assigner!r}; expected v3 or v5")
     return [YoloV3Loss(spec.anchors, level, spec.num_classes, size, ignore_threshold=config.ignore_threshold,
                        match_threshold=config.match_threshold)
             for level in range(3)]
@@ -82,7 +89,8 @@ def train(config: TrainConfig) -> dict:
     csv_path = run_dir / "training_log.csv"
     map_evaluation = MapEvaluation(val_annotations, spec.anchor_array(), list(spec.class_names),
                                    run_dir / "best.keras", period=config.eval_period, total_epochs=config.epochs,
-                                   batch_size=config.eval_batch_size, history_csv=csv_path)
+                                   batch_size=config.eval_batch_size, history_csv=csv_path,
+                                   box_coding=spec.assigner)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "resume"), delete_checkpoint=False),
         keras.callbacks.TerminateOnNaN(),

@@ -1,0 +1,53 @@
+"""Compute nine anchors for your data by IoU k-means, and report how well they (and the default ones) fit.
+
+Example:
+    python kmeans_for_anchors.py --annotations data/bccd/trainval.txt --input-size 320 --n 9 \
+        --output model_data/bccd_anchors.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEFAULT_ANCHORS = Path(__file__).resolve().parent / "model_data" / "yolo_anchors.txt"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--annotations", required=True, help="annotation lines (the training split)")
+    parser.add_argument("--input-size", type=int, default=416, help="square input size the model will train at")
+    parser.add_argument("--n", type=int, default=9, help="number of anchors (three per level)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threshold", type=float, default=4.0, help="anchor side-ratio limit (YOLOv5 anchor_t)")
+    parser.add_argument("--compare", default=str(DEFAULT_ANCHORS), help="anchors file to compare against")
+    parser.add_argument("--output", default=None, help="write the anchors here (w,h a line, pixels of a 416 input)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from utils.anchors import ANCHOR_FILE_SIZE, anchor_fit, kmeans_anchors, letterboxed_box_shapes
+    from utils.annotations import read_anchors, read_annotations
+    from utils.fileio import atomic_write_text
+
+    annotations, _ = read_annotations(args.annotations, strict=False)
+    shapes = letterboxed_box_shapes(annotations, args.input_size)
+    anchors = kmeans_anchors(shapes, args.n, seed=args.seed)
+    print(f"{len(shapes)} boxes from {len(annotations)} images, letterboxed to {args.input_size}×{args.input_size}")
+    print(f"k-means anchors at {args.input_size}: " + "  ".join(f"{w:.0f},{h:.0f}" for w, h in anchors))
+    print(f"  {anchor_fit(shapes, anchors, args.threshold)}")
+    default = read_anchors(args.compare) * args.input_size / ANCHOR_FILE_SIZE
+    print(f"{Path(args.compare).name} at {args.input_size}: {anchor_fit(shapes, default, args.threshold)}")
+    if args.output:
+        in_file_units = anchors * ANCHOR_FILE_SIZE / args.input_size
+        atomic_write_text(args.output, "".join(f"{w:.2f},{h:.2f}\n" for w, h in in_file_units))
+        print(f"wrote {args.output} (pixels of a {ANCHOR_FILE_SIZE} input; train.py scales to --input-size)")
+    return 0
+
+
+if __name__ == "__main__":
+    from utils.cli import run_cli
+
+    run_cli(main)
