@@ -27,6 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default="logs/compare", help="one run directory per backbone goes here")
     parser.add_argument("--backbones", nargs="+", default=list(DEFAULT_BACKBONES))
     parser.add_argument("--neck", default="yolov3")
+    parser.add_argument("--assigner", default="v3")
     parser.add_argument("--input-size", type=int, default=320)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -48,7 +49,7 @@ def train_and_score(backbone: str, args: argparse.Namespace) -> dict:
         data = Path(args.data).resolve()
         seconds = run([
             sys.executable, "train.py", "--train", str(data / "trainval.txt"), "--val", str(data / "test.txt"),
-            "--classes", args.classes, "--backbone", backbone, "--neck", args.neck,
+            "--classes", args.classes, "--backbone", backbone, "--neck", args.neck, "--assigner", args.assigner,
             "--input-size", str(args.input_size), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
             "--lr", str(args.lr), "--scale-min", "0.75", "--scale-max", "1.25", "--aspect-jitter", "0.2",
             "--eval-period", str(args.epochs), "--run-dir", str(run_dir),
@@ -64,8 +65,8 @@ def train_and_score(backbone: str, args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     results = {backbone: train_and_score(backbone, args) for backbone in args.backbones}
-    print(f"\nbccd test, {args.neck} neck, {args.input_size}², {args.epochs} epochs, batch {args.batch_size}, "
-          f"lr {args.lr:g}, from scratch")
+    print(f"\nbccd test, {args.neck} neck, {args.assigner} assigner, {args.input_size}², {args.epochs} epochs, "
+          f"batch {args.batch_size}, lr {args.lr:g}, from scratch")
     print("| backbone | P | R | mAP@0.5 | mAP@0.5:0.95 | train time | best.keras |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for backbone, m in results.items():
