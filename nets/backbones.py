@@ -27,6 +27,8 @@ from nets.shufflenet_v2 import STAGE_CHANNELS, build_shufflenet_v2
 # Detection training is short next to ImageNet's; BatchNorm statistics that follow faster keep evaluation during
 # training honest (YOLOv5 uses 0.97 as well). Weights are unaffected.
 DETECTION_BN_MOMENTUM = 0.97
+# The EfficientNet phi of similar size to each V2 variant (by parameters and ImageNet accuracy).
+V2_SCALE_INDEX = {"b0": 0, "b1": 1, "b2": 2, "b3": 3, "s": 4, "m": 6, "l": 7}
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class BackboneSpec:
         if self.family == "efficientnet":
             return int(self.variant)
         if self.family == "efficientnetv2":
-            return {"s": 4, "m": 6, "l": 7}.get(self.variant) or int(self.variant[1])
+            return V2_SCALE_INDEX[self.variant]
         return 0
 
 

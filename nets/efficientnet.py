@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import keras
@@ -86,6 +87,19 @@ def round_filters(filters: int, width: float, divisor: int = 8) -> int:
 def round_repeats(repeats: int, depth: float) -> int:
     """Scale a stage's block count by `depth`, rounding up."""
     return int(math.ceil(depth * repeats))
+
+
+def block_schedule(repeats: list[int], drop_connect_rate: float) -> Iterator[tuple[int, int, float, str]]:
+    """(stage index, repeat index, drop-connect rate, Keras name prefix `block{stage}{letter}_`) of every block.
+
+    The drop rate grows linearly from 0 at the first block towards `drop_connect_rate` at the last.
+    """
+    total, index = sum(repeats), 0
+    for stage_index, count in enumerate(repeats):
+        for repeat in range(count):
+            name = f"block{stage_index + 1}{chr(ord('a') + repeat)}_"
+            yield stage_index, repeat, drop_connect_rate * index / total, name
+            index += 1
 
 
 def _same_pad_for_stride2(size: int | None, kernel_size: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -174,22 +188,19 @@ def build_efficientnet(
     x = layers.BatchNormalization(momentum=bn_momentum, name="stem_bn")(x)
     x = layers.Activation("swish", name="stem_activation")(x)
 
-    total_blocks = sum(round_repeats(stage.repeats, scale.depth) for stage in BLOCKS)
-    block_index = 0
-    for stage_index, stage in enumerate(BLOCKS):
-        filters_in = round_filters(stage.filters_in, scale.width)
+    repeats = [round_repeats(stage.repeats, scale.depth) for stage in BLOCKS]
+    for stage_index, repeat, drop_rate, block_name in block_schedule(repeats, drop_connect_rate):
+        stage = BLOCKS[stage_index]
         filters_out = round_filters(stage.filters_out, scale.width)
-        for repeat in range(round_repeats(stage.repeats, scale.depth)):
-            x = mbconv_block(
-                x, stage,
-                filters_in=filters_in if repeat == 0 else filters_out,
-                filters_out=filters_out,
-                strides=stage.strides if repeat == 0 else 1,
-                drop_rate=drop_connect_rate * block_index / total_blocks,
-                name=f"block{stage_index + 1}{chr(ord('a') + repeat)}_",
-                bn_momentum=bn_momentum,
-            )
-            block_index += 1
+        x = mbconv_block(
+            x, stage,
+            filters_in=round_filters(stage.filters_in, scale.width) if repeat == 0 else filters_out,
+            filters_out=filters_out,
+            strides=stage.strides if repeat == 0 else 1,
+            drop_rate=drop_rate,
+            name=block_name,
+            bn_momentum=bn_momentum,
+        )
 
     x = layers.Conv2D(round_filters(1280, scale.width), 1, padding="same", use_bias=False,
                       kernel_initializer=CONV_INITIALIZER, name="top_conv")(x)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from nets.efficientnet import CONV_INITIALIZER, IMAGENET_MEAN_RGB, IMAGENET_STDDEV_RGB
+from nets.efficientnet import CONV_INITIALIZER, IMAGENET_MEAN_RGB, IMAGENET_STDDEV_RGB, block_schedule
 
 
 @dataclass(frozen=True)
@@ -191,22 +191,18 @@ def build_efficientnet_v2(
     x = _conv_bn(x, round_filters_v2(stages[0].filters_in, spec.width), 3, 2, "stem_conv", "stem_bn", bn_momentum)
     x = layers.Activation("swish", name="stem_activation")(x)
 
-    repeats = stage_repeats(variant)
-    total_blocks, block_index = sum(repeats), 0
-    for stage_index, (stage, count) in enumerate(zip(stages, repeats, strict=True)):
-        filters_in = round_filters_v2(stage.filters_in, spec.width)
+    for stage_index, repeat, drop_rate, block_name in block_schedule(stage_repeats(variant), drop_connect_rate):
+        stage = stages[stage_index]
         filters_out = round_filters_v2(stage.filters_out, spec.width)
-        for repeat in range(count):
-            x = v2_block(
-                x, stage,
-                filters_in=filters_in if repeat == 0 else filters_out,
-                filters_out=filters_out,
-                strides=stage.strides if repeat == 0 else 1,
-                drop_rate=drop_connect_rate * block_index / total_blocks,
-                name=f"block{stage_index + 1}{chr(ord('a') + repeat)}_",
-                bn_momentum=bn_momentum,
-            )
-            block_index += 1
+        x = v2_block(
+            x, stage,
+            filters_in=round_filters_v2(stage.filters_in, spec.width) if repeat == 0 else filters_out,
+            filters_out=filters_out,
+            strides=stage.strides if repeat == 0 else 1,
+            drop_rate=drop_rate,
+            name=block_name,
+            bn_momentum=bn_momentum,
+        )
 
     x = _conv_bn(x, round_filters_v2(1280, spec.width), 1, 1, "top_conv", "top_bn", bn_momentum)
     x = layers.Activation("swish", name="top_activation")(x)

@@ -69,17 +69,68 @@ def assign_v3_targets(
     return target_boxes, objectness, classes
 
 
-@keras.saving.register_keras_serializable(package="effyolo")
-class YoloV3Loss(keras.losses.Loss):
-    """Loss of one output level: CIoU box + BCE objectness (with ignore mask) + BCE class.
-
-    Every part is summed and divided by the number of ground-truth boxes in the batch, so levels share one scale.
+class YoloLevelLoss(keras.losses.Loss):
+    """Base of the per-level losses: shared settings, the parts summed as the loss, and the config round trip.
 
     Args:
         anchors: (9, 2) anchors in input pixels, small to large.
         level: 0, 1, 2 for strides 8, 16, 32.
         num_classes: number of classes.
         input_size: (H, W) of the model input.
+        box_gain, objectness_gain, class_gain: weights of the three parts.
+    """
+
+    def __init__(
+        self,
+        anchors: list[list[float]],
+        level: int,
+        num_classes: int,
+        input_size: tuple[int, int],
+        box_gain: float,
+        objectness_gain: float,
+        class_gain: float,
+        name: str,
+        **kwargs,
+    ) -> None:
+        super().__init__(name=name, reduction="sum", **kwargs)
+        self.anchors = [[float(v) for v in pair] for pair in np.asarray(anchors).reshape(-1, 2)]
+        self.level = level
+        self.num_classes = num_classes
+        self.input_size = tuple(int(v) for v in input_size)
+        self.box_gain = box_gain
+        self.objectness_gain = objectness_gain
+        self.class_gain = class_gain
+        self.stride = 8 * 2**level
+
+    def level_anchors(self) -> tf.Tensor:
+        """(A, 2) this level's anchors."""
+        per_level = len(self.anchors) // len(LEVEL_BALANCE)
+        return tf.constant(self.anchors[self.level * per_level:(self.level + 1) * per_level], tf.float32)
+
+    def parts(self, boxes: tf.Tensor, raw: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The box, objectness and class parts of this level's loss, each already weighted."""
+        raise NotImplementedError
+
+    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        return tf.add_n(list(self.parts(y_true, y_pred).values()))
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.pop("reduction", None)
+        config.update(
+            anchors=self.anchors, level=self.level, num_classes=self.num_classes, input_size=list(self.input_size),
+            box_gain=self.box_gain, objectness_gain=self.objectness_gain, class_gain=self.class_gain,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="effyolo")
+class YoloV3Loss(YoloLevelLoss):
+    """Loss of one output level: CIoU box + BCE objectness (with ignore mask) + BCE class.
+
+    Every part is summed and divided by the number of ground-truth boxes in the batch, so levels share one scale.
+
+    Args (besides `YoloLevelLoss`'s):
         ignore_threshold: a negative whose prediction overlaps any box above this IoU adds no objectness loss.
         match_threshold: shape IoU above which a box is matched to an anchor besides its best one (1 = best only).
     """
@@ -98,26 +149,17 @@ class YoloV3Loss(keras.losses.Loss):
         name: str | None = None,
         **kwargs,
     ) -> None:
-        super().__init__(name=name or f"yolo_loss_p{level + 3}", reduction="sum", **kwargs)
-        self.anchors = [[float(v) for v in pair] for pair in np.asarray(anchors).reshape(-1, 2)]
-        self.level = level
-        self.num_classes = num_classes
-        self.input_size = tuple(int(v) for v in input_size)
+        super().__init__(anchors, level, num_classes, input_size, box_gain, objectness_gain, class_gain,
+                         name=name or f"yolo_loss_p{level + 3}", **kwargs)
         self.ignore_threshold = ignore_threshold
         self.match_threshold = match_threshold
-        self.box_gain = box_gain
-        self.objectness_gain = objectness_gain
-        self.class_gain = class_gain
-        self.stride = 8 * 2**level
 
     def parts(self, boxes: tf.Tensor, raw: tf.Tensor) -> dict[str, tf.Tensor]:
         """The box, objectness and class parts of this level's loss, each already weighted."""
         boxes = tf.cast(boxes, tf.float32)
         raw = tf.cast(raw, tf.float32)
         anchors = tf.constant(self.anchors, tf.float32)
-        per_level = anchors.shape[0] // len(LEVEL_BALANCE)
-        level_anchors = anchors[self.level * per_level:(self.level + 1) * per_level]
-        pred_boxes, objectness_logits, class_logits = decode_level(raw, level_anchors, self.stride)
+        pred_boxes, objectness_logits, class_logits = decode_level(raw, self.level_anchors(), self.stride)
         target_boxes, objectness, classes = assign_v3_targets(
             boxes, anchors, self.level, tf.shape(raw)[1:3], self.stride, self.num_classes, self.match_threshold)
 
@@ -144,15 +186,6 @@ class YoloV3Loss(keras.losses.Loss):
             "class": self.class_gain * cls / num_boxes,
         }
 
-    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-        return tf.add_n(list(self.parts(y_true, y_pred).values()))
-
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.pop("reduction", None)
-        config.update(
-            anchors=self.anchors, level=self.level, num_classes=self.num_classes, input_size=list(self.input_size),
-            ignore_threshold=self.ignore_threshold, match_threshold=self.match_threshold, box_gain=self.box_gain,
-            objectness_gain=self.objectness_gain, class_gain=self.class_gain,
-        )
-        return config
+        return {**super().get_config(), "ignore_threshold": self.ignore_threshold,
+                "match_threshold": self.match_threshold}

@@ -14,10 +14,9 @@ multiplied by the batch size, as in YOLOv5.
 from __future__ import annotations
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from nets.loss import LEVEL_BALANCE, valid_box_mask
+from nets.loss import LEVEL_BALANCE, YoloLevelLoss, valid_box_mask
 from utils.bbox import decode_xywh
 from utils.boxes import ciou, cxcywh_to_xyxy
 
@@ -64,14 +63,10 @@ def assign_v5_targets(
 
 
 @keras.saving.register_keras_serializable(package="effyolo")
-class YoloV5Loss(keras.losses.Loss):
+class YoloV5Loss(YoloLevelLoss):
     """Loss of one output level with YOLOv5 assignment (see the module docstring).
 
-    Args:
-        anchors: (9, 2) anchors in input pixels, small to large.
-        level: 0, 1, 2 for strides 8, 16, 32.
-        num_classes: number of classes.
-        input_size: (H, W) of the model input.
+    Args (besides `YoloLevelLoss`'s):
         anchor_t: largest box/anchor side ratio that still matches.
         label_smoothing: class targets become 1 − ε/2 and ε/2.
     """
@@ -90,17 +85,10 @@ class YoloV5Loss(keras.losses.Loss):
         name: str | None = None,
         **kwargs,
     ) -> None:
-        super().__init__(name=name or f"yolo_v5_loss_p{level + 3}", reduction="sum", **kwargs)
-        self.anchors = [[float(v) for v in pair] for pair in np.asarray(anchors).reshape(-1, 2)]
-        self.level = level
-        self.num_classes = num_classes
-        self.input_size = tuple(int(v) for v in input_size)
+        super().__init__(anchors, level, num_classes, input_size, box_gain, objectness_gain, class_gain,
+                         name=name or f"yolo_v5_loss_p{level + 3}", **kwargs)
         self.anchor_t = anchor_t
         self.label_smoothing = label_smoothing
-        self.box_gain = box_gain
-        self.objectness_gain = objectness_gain
-        self.class_gain = class_gain
-        self.stride = 8 * 2**level
 
     def scaled_gains(self) -> tuple[float, float, float]:
         """Box, objectness and class gains scaled by level count, classes (/80) and input size (/640)²."""
@@ -114,8 +102,7 @@ class YoloV5Loss(keras.losses.Loss):
         """The box, objectness and class parts of this level's loss, each already weighted."""
         boxes = tf.cast(boxes, tf.float32)
         raw = tf.cast(raw, tf.float32)
-        per_level = len(self.anchors) // len(LEVEL_BALANCE)
-        level_anchors = tf.constant(self.anchors[self.level * per_level:(self.level + 1) * per_level], tf.float32)
+        level_anchors = self.level_anchors()
         positions, targets = assign_v5_targets(boxes, level_anchors, tf.shape(raw)[1:3], self.stride, self.anchor_t)
 
         at_positions = tf.gather_nd(raw, positions)  # (K, 5 + C)
@@ -146,15 +133,5 @@ class YoloV5Loss(keras.losses.Loss):
             "class": class_gain * cls * batch,
         }
 
-    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-        return tf.add_n(list(self.parts(y_true, y_pred).values()))
-
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.pop("reduction", None)
-        config.update(
-            anchors=self.anchors, level=self.level, num_classes=self.num_classes, input_size=list(self.input_size),
-            anchor_t=self.anchor_t, label_smoothing=self.label_smoothing, box_gain=self.box_gain,
-            objectness_gain=self.objectness_gain, class_gain=self.class_gain,
-        )
-        return config
+        return {**super().get_config(), "anchor_t": self.anchor_t, "label_smoothing": self.label_smoothing}

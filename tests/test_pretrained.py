@@ -31,11 +31,16 @@ def test_weights_file_loads_by_name_and_gives_keras_features(tmp_path):
         assert np.max(np.abs(ours - theirs)) < 1e-4
 
 
-def test_offline_imagenet_names_the_file_and_where_to_put_it(monkeypatch):
+@pytest.fixture
+def offline(monkeypatch):
+    """Keras' downloader fails as it does without a network."""
     def no_network(*args, **kwargs):
         raise OSError("network unreachable")
 
     monkeypatch.setattr(file_utils, "get_file", no_network)
+
+
+def test_offline_imagenet_names_the_file_and_where_to_put_it(offline):
     with pytest.raises(OSError, match=r"efficientnetb0_notop\.h5 .*network unreachable.*\.keras/models/"
                                       r"efficientnetb0_notop\.h5"):
         build_backbone("efficientnet-b0", input_shape=(64, 64, 3), weights="imagenet")
@@ -112,11 +117,7 @@ def test_shufflenet_weights_come_from_a_file_of_our_own_model(tmp_path):
         build_backbone("shufflenetv2-x1.0", input_shape=(64, 64, 3), weights=str(path))
 
 
-def test_offline_v2_imagenet_names_its_file(monkeypatch):
-    def no_network(*args, **kwargs):
-        raise OSError("network unreachable")
-
-    monkeypatch.setattr(file_utils, "get_file", no_network)
+def test_offline_v2_imagenet_names_its_file(offline):
     with pytest.raises(OSError, match=r"efficientnetv2-s_notop\.h5 .*tensorflow/keras-applications/efficientnet_v2/"
                                       r"efficientnetv2-s_notop\.h5 .*\.keras/models/efficientnetv2-s_notop\.h5"):
         build_backbone("efficientnetv2-s", input_shape=(64, 64, 3), weights="imagenet")
