@@ -109,6 +109,35 @@ def _same_pad_for_stride2(size: int | None, kernel_size: int) -> tuple[tuple[int
     return (half - adjust, half), (half - adjust, half)
 
 
+def conv_bn(x: keras.KerasTensor, filters: int, kernel_size: int, name: str, bn_name: str, strides: int = 1,
+            bn_momentum: float = 0.99) -> keras.KerasTensor:
+    """Bias-free 'same' conv + BatchNorm with Keras' EfficientNet initialiser, named `name` and `bn_name`."""
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
+                      kernel_initializer=CONV_INITIALIZER, name=name)(x)
+    return layers.BatchNormalization(momentum=bn_momentum, name=bn_name)(x)
+
+
+def squeeze_excite(x: keras.KerasTensor, filters_in: int, se_ratio: float, name: str,
+                   activation: str = "swish") -> keras.KerasTensor:
+    """Squeeze-excite: global pool → 1×1 down to `filters_in · se_ratio` → 1×1 up → sigmoid gate on `x`."""
+    filters = x.shape[-1]
+    se = layers.GlobalAveragePooling2D(name=f"{name}se_squeeze")(x)
+    se = layers.Reshape((1, 1, filters), name=f"{name}se_reshape")(se)
+    se = layers.Conv2D(max(1, int(filters_in * se_ratio)), 1, padding="same", activation=activation,
+                       kernel_initializer=CONV_INITIALIZER, name=f"{name}se_reduce")(se)
+    se = layers.Conv2D(filters, 1, padding="same", activation="sigmoid", kernel_initializer=CONV_INITIALIZER,
+                       name=f"{name}se_expand")(se)
+    return layers.multiply([x, se], name=f"{name}se_excite")
+
+
+def residual_with_drop_connect(x: keras.KerasTensor, inputs: keras.KerasTensor, drop_rate: float,
+                               name: str) -> keras.KerasTensor:
+    """`inputs + x`, where drop connect (stochastic depth) drops the whole branch `x` per sample; off at inference."""
+    if drop_rate > 0:
+        x = layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=f"{name}drop")(x)
+    return layers.add([x, inputs], name=f"{name}add")
+
+
 def mbconv_block(
     x: keras.KerasTensor,
     args: StageArgs,
@@ -124,9 +153,7 @@ def mbconv_block(
     inputs = x
     filters = filters_in * args.expand_ratio
     if args.expand_ratio != 1:
-        x = layers.Conv2D(filters, 1, padding="same", use_bias=False, kernel_initializer=CONV_INITIALIZER,
-                          name=f"{name}expand_conv")(x)
-        x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}expand_bn")(x)
+        x = conv_bn(x, filters, 1, f"{name}expand_conv", f"{name}expand_bn", bn_momentum=bn_momentum)
         x = layers.Activation(activation, name=f"{name}expand_activation")(x)
     if strides == 2:
         x = layers.ZeroPadding2D(_same_pad_for_stride2(x.shape[1], args.kernel_size), name=f"{name}dwconv_pad")(x)
@@ -135,23 +162,10 @@ def mbconv_block(
     x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}bn")(x)
     x = layers.Activation(activation, name=f"{name}activation")(x)
 
-    squeezed = max(1, int(filters_in * args.se_ratio))
-    se = layers.GlobalAveragePooling2D(name=f"{name}se_squeeze")(x)
-    se = layers.Reshape((1, 1, filters), name=f"{name}se_reshape")(se)
-    se = layers.Conv2D(squeezed, 1, padding="same", activation=activation, kernel_initializer=CONV_INITIALIZER,
-                       name=f"{name}se_reduce")(se)
-    se = layers.Conv2D(filters, 1, padding="same", activation="sigmoid", kernel_initializer=CONV_INITIALIZER,
-                       name=f"{name}se_expand")(se)
-    x = layers.multiply([x, se], name=f"{name}se_excite")
-
-    x = layers.Conv2D(filters_out, 1, padding="same", use_bias=False, kernel_initializer=CONV_INITIALIZER,
-                      name=f"{name}project_conv")(x)
-    x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}project_bn")(x)
+    x = squeeze_excite(x, filters_in, args.se_ratio, name, activation)
+    x = conv_bn(x, filters_out, 1, f"{name}project_conv", f"{name}project_bn", bn_momentum=bn_momentum)
     if strides == 1 and filters_in == filters_out:
-        if drop_rate > 0:
-            # Drop connect = stochastic depth: drops the whole residual branch per sample; off at inference.
-            x = layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=f"{name}drop")(x)
-        x = layers.add([x, inputs], name=f"{name}add")
+        x = residual_with_drop_connect(x, inputs, drop_rate, name)
     return x
 
 
@@ -202,9 +216,7 @@ def build_efficientnet(
             bn_momentum=bn_momentum,
         )
 
-    x = layers.Conv2D(round_filters(1280, scale.width), 1, padding="same", use_bias=False,
-                      kernel_initializer=CONV_INITIALIZER, name="top_conv")(x)
-    x = layers.BatchNormalization(momentum=bn_momentum, name="top_bn")(x)
+    x = conv_bn(x, round_filters(1280, scale.width), 1, "top_conv", "top_bn", bn_momentum=bn_momentum)
     x = layers.Activation("swish", name="top_activation")(x)
     model = keras.Model(inputs, x, name=name or f"efficientnetb{phi}")
     set_imagenet_normalization(normalization)

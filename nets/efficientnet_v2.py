@@ -18,7 +18,15 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from nets.efficientnet import CONV_INITIALIZER, IMAGENET_MEAN_RGB, IMAGENET_STDDEV_RGB, block_schedule
+from nets.efficientnet import (
+    CONV_INITIALIZER,
+    IMAGENET_MEAN_RGB,
+    IMAGENET_STDDEV_RGB,
+    block_schedule,
+    conv_bn,
+    residual_with_drop_connect,
+    squeeze_excite,
+)
 
 
 @dataclass(frozen=True)
@@ -96,24 +104,6 @@ def stage_repeats(variant: str) -> list[int]:
     return [int(math.ceil(stage.repeats * spec.depth)) for stage in STAGES[spec.table]]
 
 
-def _squeeze_excite(x: keras.KerasTensor, filters_in: int, se_ratio: float, name: str) -> keras.KerasTensor:
-    filters = x.shape[-1]
-    se = layers.GlobalAveragePooling2D(name=f"{name}se_squeeze")(x)
-    se = layers.Reshape((1, 1, filters), name=f"{name}se_reshape")(se)
-    se = layers.Conv2D(max(1, int(filters_in * se_ratio)), 1, padding="same", activation="swish",
-                       kernel_initializer=CONV_INITIALIZER, name=f"{name}se_reduce")(se)
-    se = layers.Conv2D(filters, 1, padding="same", activation="sigmoid", kernel_initializer=CONV_INITIALIZER,
-                       name=f"{name}se_expand")(se)
-    return layers.multiply([x, se], name=f"{name}se_excite")
-
-
-def _conv_bn(x: keras.KerasTensor, filters: int, kernel_size: int, strides: int, name: str, bn_name: str,
-             bn_momentum: float) -> keras.KerasTensor:
-    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
-                      kernel_initializer=CONV_INITIALIZER, name=name)(x)
-    return layers.BatchNormalization(momentum=bn_momentum, name=bn_name)(x)
-
-
 def v2_block(
     x: keras.KerasTensor,
     stage: V2Stage,
@@ -130,31 +120,29 @@ def v2_block(
     k = stage.kernel_size
     if stage.fused:
         if stage.expand_ratio != 1:
-            x = _conv_bn(x, expanded, k, strides, f"{name}expand_conv", f"{name}expand_bn", bn_momentum)
+            x = conv_bn(x, expanded, k, f"{name}expand_conv", f"{name}expand_bn", strides, bn_momentum)
             x = layers.Activation("swish", name=f"{name}expand_activation")(x)
         if stage.se_ratio > 0:
-            x = _squeeze_excite(x, filters_in, stage.se_ratio, name)
+            x = squeeze_excite(x, filters_in, stage.se_ratio, name)
         # Without expansion the single conv is the k×k strided one, and it keeps its activation.
         single = stage.expand_ratio == 1
-        x = _conv_bn(x, filters_out, k if single else 1, strides if single else 1, f"{name}project_conv",
-                     f"{name}project_bn", bn_momentum)
+        x = conv_bn(x, filters_out, k if single else 1, f"{name}project_conv", f"{name}project_bn",
+                    strides if single else 1, bn_momentum)
         if single:
             x = layers.Activation("swish", name=f"{name}project_activation")(x)
     else:
         if stage.expand_ratio != 1:
-            x = _conv_bn(x, expanded, 1, 1, f"{name}expand_conv", f"{name}expand_bn", bn_momentum)
+            x = conv_bn(x, expanded, 1, f"{name}expand_conv", f"{name}expand_bn", bn_momentum=bn_momentum)
             x = layers.Activation("swish", name=f"{name}expand_activation")(x)
         x = layers.DepthwiseConv2D(k, strides=strides, padding="same", use_bias=False,
                                    depthwise_initializer=CONV_INITIALIZER, name=f"{name}dwconv2")(x)
         x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}bn")(x)
         x = layers.Activation("swish", name=f"{name}activation")(x)
         if stage.se_ratio > 0:
-            x = _squeeze_excite(x, filters_in, stage.se_ratio, name)
-        x = _conv_bn(x, filters_out, 1, 1, f"{name}project_conv", f"{name}project_bn", bn_momentum)
+            x = squeeze_excite(x, filters_in, stage.se_ratio, name)
+        x = conv_bn(x, filters_out, 1, f"{name}project_conv", f"{name}project_bn", bn_momentum=bn_momentum)
     if strides == 1 and filters_in == filters_out:
-        if drop_rate > 0:
-            x = layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=f"{name}drop")(x)
-        x = layers.add([x, inputs], name=f"{name}add")
+        x = residual_with_drop_connect(x, inputs, drop_rate, name)
     return x
 
 
@@ -188,7 +176,7 @@ def build_efficientnet_v2(
                                  axis=-1, name="normalization")(x)
     else:
         x = layers.Rescaling(1.0 / 128.0, offset=-1.0, name="rescaling")(inputs)
-    x = _conv_bn(x, round_filters_v2(stages[0].filters_in, spec.width), 3, 2, "stem_conv", "stem_bn", bn_momentum)
+    x = conv_bn(x, round_filters_v2(stages[0].filters_in, spec.width), 3, "stem_conv", "stem_bn", 2, bn_momentum)
     x = layers.Activation("swish", name="stem_activation")(x)
 
     for stage_index, repeat, drop_rate, block_name in block_schedule(stage_repeats(variant), drop_connect_rate):
@@ -204,6 +192,6 @@ def build_efficientnet_v2(
             bn_momentum=bn_momentum,
         )
 
-    x = _conv_bn(x, round_filters_v2(1280, spec.width), 1, 1, "top_conv", "top_bn", bn_momentum)
+    x = conv_bn(x, round_filters_v2(1280, spec.width), 1, "top_conv", "top_bn", bn_momentum=bn_momentum)
     x = layers.Activation("swish", name="top_activation")(x)
     return keras.Model(inputs, x, name=name or f"efficientnetv2-{variant}")
