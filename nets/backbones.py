@@ -101,27 +101,29 @@ def build_full_network(spec: BackboneSpec, input_shape: tuple, imagenet_rescalin
 
 
 def load_backbone_weights(spec: BackboneSpec, full: keras.Model, input_shape: tuple, weights: str) -> None:
-    """Fill `full` with pretrained weights, every weighted layer by name (see `build_backbone`)."""
-    if spec.family == "shufflenetv2":
-        if weights == "imagenet":
-            raise ValueError(
-                f"{spec.name}: keras.applications publishes no ImageNet weights for ShuffleNetV2; pass "
-                f"--backbone-weights PATH to a weights file of this backbone (saved from build_shufflenet_v2 with "
-                f"include_top=False), or none")
-        if not Path(weights).is_file():
-            raise FileNotFoundError(f"{weights}: backbone weights file not found")
-        source = build_full_network(spec, input_shape)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")  # Keras only warns when it skips layers the file lacks
-                source.load_weights(weights)
-        except Exception as error:  # Keras raises ValueError/KeyError/OSError variously for a mismatched file
-            raise ValueError(f"{weights}: not weights of {spec.name} ({type(error).__name__}: {error})") from None
-    else:
+    """Fill `full` with pretrained weights, every weighted layer (see `build_backbone`).
+
+    EfficientNet V1/V2 copy by name from the `keras.applications` model; ShuffleNetV2 files are of our own model,
+    so they load straight into it, with Keras' warning about layers the file lacks turned into an error.
+    """
+    if spec.family != "shufflenetv2":
         application = (efficientnet_application(int(spec.variant)) if spec.family == "efficientnet"
                        else efficientnet_v2_application(spec.variant))
-        source = keras_application_model(application, input_shape, weights)
-    copy_weights_by_name(source, full)
+        copy_weights_by_name(keras_application_model(application, input_shape, weights), full)
+        return
+    if weights == "imagenet":
+        raise ValueError(
+            f"{spec.name}: keras.applications publishes no ImageNet weights for ShuffleNetV2; pass "
+            f"--backbone-weights PATH to a weights file of this backbone (saved from build_shufflenet_v2 with "
+            f"include_top=False), or none")
+    if not Path(weights).is_file():
+        raise FileNotFoundError(f"{weights}: backbone weights file not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # Keras only warns when it skips layers the file lacks
+            full.load_weights(weights)
+    except Exception as error:  # Keras raises ValueError/KeyError/OSError variously for a mismatched file
+        raise ValueError(f"{weights}: not weights of {spec.name} ({type(error).__name__}: {error})") from None
 
 
 def build_backbone(
