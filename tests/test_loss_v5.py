@@ -8,9 +8,9 @@ from nets.loss_v5 import YoloV5Loss, assign_v5_targets
 from utils.bbox import decode_xywh, encode_xywh
 from utils.boxes import xyxy_to_cxcywh
 
-ANCHORS_128 = np.array([[10, 13], [16, 30], [33, 23], [30, 61], [62, 45], [59, 119], [116, 90], [156, 198],
-                        [373, 326]], "float32") / 4  # level 0 of a 128 input: (2.5, 3.25), (4, 7.5), (8.25, 5.75)
-LEVEL0 = np.array([[10, 13], [16, 30], [33, 23]], "float32")
+COCO_ANCHORS = np.array([[10, 13], [16, 30], [33, 23], [30, 61], [62, 45], [59, 119], [116, 90], [156, 198],
+                         [373, 326]], "float32")  # model_data/yolo_anchors.txt, pixels of a 416 input
+LEVEL0 = COCO_ANCHORS[:3]
 
 
 def positions_of(boxes: np.ndarray, anchors: np.ndarray = LEVEL0, grid: int = 16) -> set[tuple[int, ...]]:
@@ -65,7 +65,7 @@ def box_part_for_prediction(target: list[float], predicted: list[float]) -> floa
     """The v5 box loss when every position matched to `target` predicts exactly `predicted`."""
     boxes = np.full((1, 1, 5), -1.0, "float32")
     boxes[0, 0] = [*target, 0]
-    loss = YoloV5Loss(ANCHORS_128 * 4, level=0, num_classes=2, input_size=(128, 128))
+    loss = YoloV5Loss(COCO_ANCHORS, level=0, num_classes=2, input_size=(128, 128))
     positions, _ = assign_v5_targets(tf.constant(boxes), tf.constant(LEVEL0), tf.constant([16, 16]), 8)
     raw = np.zeros((1, 16, 16, 3, 7), "float32")
     for _, y, x, a in positions.numpy():
@@ -84,7 +84,7 @@ def test_box_loss_is_one_minus_ciou():
 
 
 def test_gains_scale_with_classes_and_input_size_and_config_round_trips():
-    loss = YoloV5Loss(ANCHORS_128, level=2, num_classes=20, input_size=(320, 320), label_smoothing=0.1)
+    loss = YoloV5Loss(COCO_ANCHORS, level=2, num_classes=20, input_size=(320, 320), label_smoothing=0.1)
     assert loss.scaled_gains() == pytest.approx((0.05, 0.25, 0.125))  # obj × (320/640)², cls × 20/80
     restored = YoloV5Loss.from_config(loss.get_config())
     assert (restored.level, restored.label_smoothing, restored.anchors) == (2, 0.1, loss.anchors)
@@ -109,7 +109,7 @@ def test_one_batch_overfit_with_yolov5_neck_and_v5_loss():
         for x1, y1, x2, y2, c in rows.astype(int):
             images[i, y1:y2, x1:x2] = (230, 60, 60) if c == 0 else (60, 60, 230)
     images += rng.normal(0, 5, images.shape).astype("float32")
-    anchors = ANCHORS_128 * 4 * size / 416  # the COCO anchors (for 416) scaled to 128
+    anchors = COCO_ANCHORS * size / 416  # scaled to the 128 input
     keras.utils.set_random_seed(0)
     model = build_yolo("efficientnet-b0", "yolov5", 2, input_shape=(size, size, 3))
     model.compile(keras.optimizers.Adam(3e-3), loss=[YoloV5Loss(anchors, level, 2, (size, size)) for level in range(3)])
