@@ -1,7 +1,8 @@
-"""Evaluate a trained detector on annotation lines: VOC mAP@0.5 per class and COCO mAP@[.5:.95].
+"""Evaluate detections against annotation lines: VOC and COCO mAP, P/R/F1, plots and an error breakdown.
 
-Example:
+Examples:
     python get_map.py --run-dir logs/demo --annotations data/test.txt
+    python get_map.py --detections results.json --annotations data/test.txt --classes model_data/voc_classes.txt
 """
 
 from __future__ import annotations
@@ -13,45 +14,67 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from utils.map import COCO_ENGINES  # noqa: E402  (numpy only: keeps --help fast)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", "--model", dest="run", required=True, help="run directory or .keras file")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run-dir", "--model", dest="run", help="run directory or .keras file: run inference")
+    source.add_argument("--detections", help="COCO results-format JSON to evaluate instead of running a model")
     parser.add_argument("--annotations", required=True, help="annotation lines to evaluate on")
-    parser.add_argument("--out-dir", default=None, help="where metrics go (default: <run dir>/map)")
-    parser.add_argument("--confidence", type=float, default=0.001, help="score threshold before NMS")
-    parser.add_argument("--nms-iou", type=float, default=0.5)
-    parser.add_argument("--pr-score", type=float, default=0.5,
-                        help="score a detection needs to count in precision / recall / F1")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--classes", help="class list (required with --detections unless --run-dir is given)")
+    parser.add_argument("--out-dir", default=None,
+                        help="where outputs go (default: <run dir>/map, or map/ beside the detections file)")
+    parser.add_argument("--confidence", "--pr-score", dest="confidence", type=float, default=0.5,
+                        help="score a detection needs to count in precision / recall / F1, the error breakdown, "
+                             "the confusion matrix and the gallery (APs use every detection)")
+    parser.add_argument("--score-threshold", type=float, default=0.001, help="inference: score kept before NMS")
+    parser.add_argument("--nms-iou", type=float, default=0.5, help="inference: NMS IoU threshold")
+    parser.add_argument("--max-detections", type=int, default=100, help="inference: detections kept per image")
+    parser.add_argument("--batch-size", type=int, default=8, help="inference: images per forward pass")
+    parser.add_argument("--voc-iou", type=float, nargs="*", default=[0.75],
+                        help="extra IoU thresholds for VOC all-point mAP (0.5 is always reported)")
+    parser.add_argument("--coco-engine", choices=COCO_ENGINES, default="faster-coco-eval",
+                        help="COCO evaluator: the C++ port (fast) or pycocotools itself (reference)")
+    parser.add_argument("--no-plots", action="store_true", help="write metrics only")
+    parser.add_argument("--gallery", type=int, default=8, help="how many worst images the gallery shows")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from utils.annotations import read_annotations
-    from utils.evaluation import evaluate_model
-    from utils.fileio import atomic_write_json, atomic_write_text
-    from utils.map import format_metrics_table
-    from utils.runs import load_detector, resolve_model_path
+    from utils.annotations import read_annotations, read_class_names
+    from utils.detections import read_results_json, write_results_json
+    from utils.map_report import ReportOptions, write_report
 
     annotations, problems = read_annotations(args.annotations, strict=False)
     for problem in problems:
         print(f"skipping unparsable line: {problem}", file=sys.stderr)
-    model, config = load_detector(args.run)
-    metrics = evaluate_model(model, config.model.anchor_array(), annotations, list(config.model.class_names),
-                             batch_size=args.batch_size, score_threshold=args.confidence,
-                             iou_threshold=args.nms_iou, pr_score_threshold=args.pr_score,
-                             box_coding=config.model.assigner)
-    for path in metrics["missing_images"]:
-        print(f"skipped {path}: image file not found", file=sys.stderr)
-    out_dir = Path(args.out_dir) if args.out_dir else resolve_model_path(args.run).parent / "map"
-    metrics["annotations"] = str(args.annotations)
-    table = format_metrics_table(metrics)
-    atomic_write_json(out_dir / "metrics.json", metrics)
-    atomic_write_text(out_dir / "per_class.md", table + "\n")
-    print(table)
-    print(f"wrote {out_dir / 'metrics.json'}")
+    options = ReportOptions(args.confidence, tuple(args.voc_iou), args.coco_engine, not args.no_plots, args.gallery)
+    if args.run:
+        from utils.evaluation import detect_annotations
+        from utils.runs import load_detector, resolve_model_path
+
+        model, config = load_detector(args.run)
+        class_names = list(config.model.class_names)
+        annotations, detections, missing = detect_annotations(
+            model, config.model.anchor_array(), annotations, args.batch_size, args.score_threshold, args.nms_iou,
+            box_coding=config.model.assigner, max_detections=args.max_detections)
+        for path in missing:
+            print(f"skipped {path}: image file not found", file=sys.stderr)
+        out_dir = Path(args.out_dir) if args.out_dir else resolve_model_path(args.run).parent / "map"
+        write_results_json(out_dir / "detections.json", detections, [a.image_path for a in annotations])
+    else:
+        if not args.classes:
+            raise SystemExit("--detections needs --classes (the class list the category ids index)")
+        class_names = read_class_names(args.classes)
+        detections = read_results_json(args.detections, [a.image_path for a in annotations], len(class_names),
+                                       [a.line_index for a in annotations])
+        out_dir = Path(args.out_dir) if args.out_dir else Path(args.detections).parent / "map"
+    metrics = write_report(out_dir, annotations, detections, class_names, options)
+    print(Path(out_dir / "per_class.md").read_text(encoding="utf-8").rstrip())
+    print(f"wrote {', '.join(metrics['outputs'])} to {out_dir}")
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from utils.annotations import read_class_names
-from utils.voc import convert_voc, format_summary
+from utils.voc import DIFFICULT_POLICIES, convert_voc, format_summary
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -17,7 +17,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--voc-root", required=True, help="VOCdevkit folder, or one folder with Annotations/")
     parser.add_argument("--classes", required=True, help="class list, one name a line")
     parser.add_argument("--out-dir", required=True, help="where <split>.txt files are written")
-    parser.add_argument("--keep-difficult", action="store_true", help="keep objects marked difficult")
+    parser.add_argument("--difficult", choices=list(DIFFICULT_POLICIES), default="mark",
+                        help="VOC difficult objects: mark (not trained on, ignored by mAP, as the VOC devkit does), "
+                             "keep (ordinary boxes) or drop")
+    parser.add_argument("--keep-difficult", dest="difficult", action="store_const", const="keep",
+                        help="same as --difficult keep")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="used only when there are no split files")
     parser.add_argument("--test-fraction", type=float, default=0.1, help="used only when there are no split files")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random split")
@@ -27,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     class_names = read_class_names(args.classes)
-    summary = convert_voc(args.voc_root, class_names, args.out_dir, keep_difficult=args.keep_difficult,
+    summary = convert_voc(args.voc_root, class_names, args.out_dir, difficult=args.difficult,
                           val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed)
     print(format_summary(summary, class_names))
     for split, path in summary.written.items():

@@ -49,6 +49,14 @@ def test_convert_train_evaluate_predict(shapes_voc, tmp_path, capsys):
     metrics = json.loads((run / "map" / "metrics.json").read_text())
     assert 0.0 <= metrics["map50"] <= 1.0 and 0.0 <= metrics["map50_95"] <= metrics["map50"] + 1e-9
     assert set(metrics["per_class"]) == {"circle", "square", "triangle"}
+    assert all((run / "map" / name).is_file() for name in metrics["outputs"])
+    # The detections it saved, scored again in --detections mode, give the same figures.
+    assert get_map.main(["--detections", str(run / "map" / "detections.json"), "--annotations",
+                         str(lines / "val.txt"), "--classes", classes, "--out-dir", str(tmp_path / "again"),
+                         "--no-plots"]) == 0
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    for key in ("map50", "map50_95", "voc07_map50", "errors"):
+        assert again[key] == pytest.approx(metrics[key], abs=1e-12), key
 
     image = read_annotations(lines / "val.txt")[0][0].image_path
     out = tmp_path / "pred.png"

@@ -34,10 +34,13 @@ def test_parse_fixes_and_counts(tmp_path):
     ])
     record = parse_voc_xml(tmp_path / "Annotations" / "a.xml", tmp_path / "JPEGImages", CLASSES)
     np.testing.assert_array_equal(record.boxes, [[1, 2, 31, 40, 0], [70, 10, 80, 50, 1]])
-    assert record.counts == {"kept": 2, "clipped": 1, "zero_area": 1, "difficult": 1}
+    assert record.counts == {"kept": 3, "clipped": 1, "zero_area": 1, "difficult": 1}
     assert record.unknown_classes == {"horse": 1}
-    kept = parse_voc_xml(tmp_path / "Annotations" / "a.xml", tmp_path / "JPEGImages", CLASSES, keep_difficult=True)
-    assert len(kept.boxes) == 3
+    np.testing.assert_array_equal(record.difficult_boxes, [[2, 2, 10, 10, 0]])
+    kept = parse_voc_xml(tmp_path / "Annotations" / "a.xml", tmp_path / "JPEGImages", CLASSES, difficult="keep")
+    assert len(kept.boxes) == 3 and len(kept.difficult_boxes) == 0
+    dropped = parse_voc_xml(tmp_path / "Annotations" / "a.xml", tmp_path / "JPEGImages", CLASSES, difficult="drop")
+    assert len(dropped.boxes) == 2 and len(dropped.difficult_boxes) == 0
 
 
 def test_missing_size_reads_the_image_and_png_is_found(tmp_path):

@@ -1,26 +1,39 @@
 """The annotation-line format: `<image path> x1,y1,x2,y2,c x1,y1,x2,y2,c ...` (DESIGN.md).
 
 Everything before the first box token is the path, so paths may contain spaces. A line with no box is a valid
-negative image.
+negative image. A token may carry a sixth field, `x1,y1,x2,y2,c,1`, marking a VOC *difficult* object: training
+leaves it out, and evaluation neither counts it as a miss nor a detection of it as a false positive.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-BOX_TOKEN = re.compile(r"^-?\d+(\.\d+)?,-?\d+(\.\d+)?,-?\d+(\.\d+)?,-?\d+(\.\d+)?,\d+$")
+BOX_TOKEN = re.compile(r"^-?\d+(\.\d+)?,-?\d+(\.\d+)?,-?\d+(\.\d+)?,-?\d+(\.\d+)?,\d+(,[01])?$")
+NO_BOXES = np.zeros((0, 5), np.float32)
 
 
 @dataclass(frozen=True)
 class Annotation:
-    """One image and its boxes: (N, 5) float32 rows x1, y1, x2, y2, class id in original-image pixels."""
+    """One image and its boxes: (N, 5) float32 rows x1, y1, x2, y2, class id in original-image pixels.
+
+    `boxes` are the objects to train on and score; `difficult_boxes` (K, 5) are VOC difficult objects, kept apart
+    so that only evaluation sees them.
+    """
 
     image_path: str
     boxes: np.ndarray
+    difficult_boxes: np.ndarray = field(default_factory=lambda: NO_BOXES)
+    line_index: int | None = None  # 0-based line in the file it came from (COCO results may refer to it)
+
+    def ground_truth(self) -> np.ndarray:
+        """(N + K, 6) rows x1, y1, x2, y2, class, difficult (0/1): what the mAP code consumes."""
+        return np.concatenate([np.pad(self.boxes, ((0, 0), (0, 1))),
+                               np.pad(self.difficult_boxes, ((0, 0), (0, 1)), constant_values=1)]).astype(np.float64)
 
 
 def parse_line(line: str, source: str = "<line>") -> Annotation:
@@ -30,22 +43,26 @@ def parse_line(line: str, source: str = "<line>") -> Annotation:
     path = " ".join(tokens[:first_box]).strip()
     if not path:
         raise ValueError(f"{source}: no image path before the boxes")
-    rows = []
+    rows, difficult = [], []
     for token in tokens[first_box:]:
         if not token:
             continue
         if not BOX_TOKEN.match(token):
-            raise ValueError(f"{source}: box token {token!r} is not x1,y1,x2,y2,class")
-        rows.append([float(v) for v in token.split(",")])
-    boxes = np.asarray(rows, dtype=np.float32).reshape(-1, 5)
-    return Annotation(path, boxes)
+            raise ValueError(f"{source}: box token {token!r} is not x1,y1,x2,y2,class (or x1,y1,x2,y2,class,1)")
+        values = [float(v) for v in token.split(",")]
+        (difficult if len(values) == 6 and values[5] == 1 else rows).append(values[:5])
+    return Annotation(path, np.asarray(rows, dtype=np.float32).reshape(-1, 5),
+                      np.asarray(difficult, dtype=np.float32).reshape(-1, 5))
 
 
-def format_line(image_path: str | Path, boxes: np.ndarray) -> str:
-    """Inverse of `parse_line`; coordinates are written as integers (rounded)."""
+def format_line(image_path: str | Path, boxes: np.ndarray, difficult_boxes: np.ndarray | None = None) -> str:
+    """Inverse of `parse_line`; coordinates are written as integers (rounded), difficult boxes marked `,1`."""
     tokens = [str(image_path)]
-    for x1, y1, x2, y2, class_id in np.asarray(boxes).reshape(-1, 5):
-        tokens.append(f"{round(x1)},{round(y1)},{round(x2)},{round(y2)},{int(class_id)}")
+    marked = [(row, "") for row in np.asarray(boxes).reshape(-1, 5)]
+    if difficult_boxes is not None:
+        marked += [(row, ",1") for row in np.asarray(difficult_boxes).reshape(-1, 5)]
+    for (x1, y1, x2, y2, class_id), mark in marked:
+        tokens.append(f"{round(x1)},{round(y1)},{round(x2)},{round(y2)},{int(class_id)}{mark}")
     return " ".join(tokens)
 
 
@@ -64,7 +81,7 @@ def read_annotations(path: str | Path, strict: bool = True) -> tuple[list[Annota
         if not line.strip():
             continue
         try:
-            annotations.append(parse_line(line, source=f"{path}:{number}"))
+            annotations.append(replace(parse_line(line, source=f"{path}:{number}"), line_index=number - 1))
         except ValueError as error:
             if strict:
                 raise

@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from utils.detections import Detections
 from utils.fileio import atomic_write
-from utils.map import Detections
 
 
 def class_colours(num_classes: int) -> list[tuple[int, int, int]]:

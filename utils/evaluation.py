@@ -10,7 +10,8 @@ from tqdm import tqdm
 from utils.annotations import Annotation
 from utils.bbox import postprocess
 from utils.dataloader import build_inference_dataset, existing_annotations
-from utils.map import Detections, evaluate_detections
+from utils.detections import Detections
+from utils.map import evaluate_detections
 
 
 def make_detect_fn(
@@ -60,6 +61,30 @@ def predict_annotations(
     return detections, sizes  # type: ignore[return-value]
 
 
+def detect_annotations(
+    model: keras.Model,
+    anchors: np.ndarray,
+    annotations: list[Annotation],
+    batch_size: int = 8,
+    score_threshold: float = 0.001,
+    iou_threshold: float = 0.5,
+    progress: bool = True,
+    box_coding: str = "v3",
+    max_detections: int = 100,
+) -> tuple[list[Annotation], list[Detections], list[str]]:
+    """Detections for every annotated image that exists.
+
+    Returns:
+        the annotations whose image exists, their detections (same order) and the paths of missing images.
+    """
+    annotations, missing = existing_annotations(annotations)
+    if not annotations:
+        raise ValueError("none of the annotated images exist")
+    detections, _ = predict_annotations(model, anchors, [a.image_path for a in annotations], batch_size,
+                                        score_threshold, iou_threshold, max_detections, progress, box_coding)
+    return annotations, detections, missing
+
+
 def evaluate_model(
     model: keras.Model,
     anchors: np.ndarray,
@@ -69,17 +94,13 @@ def evaluate_model(
     score_threshold: float = 0.001,
     iou_threshold: float = 0.5,
     progress: bool = True,
-    pr_score_threshold: float = 0.5,
+    confidence: float = 0.5,
     box_coding: str = "v3",
 ) -> dict:
     """Run the model over annotated images and compute every metric of `map.evaluate_detections`."""
-    annotations, missing = existing_annotations(annotations)
-    if not annotations:
-        raise ValueError("none of the annotated images exist")
-    detections, sizes = predict_annotations(model, anchors, [a.image_path for a in annotations], batch_size,
-                                            score_threshold, iou_threshold, progress=progress,
-                                            box_coding=box_coding)
-    metrics = evaluate_detections(detections, [a.boxes for a in annotations], sizes, class_names,
-                                  pr_score_threshold=pr_score_threshold)
+    annotations, detections, missing = detect_annotations(model, anchors, annotations, batch_size, score_threshold,
+                                                           iou_threshold, progress, box_coding)
+    metrics = evaluate_detections(detections, [a.ground_truth() for a in annotations], class_names,
+                                  confidence=confidence)
     metrics["missing_images"] = missing
     return metrics

@@ -16,6 +16,11 @@ from utils.annotations import format_line
 from utils.fileio import atomic_write_text
 
 IMAGE_EXTENSIONS = (".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG")
+DIFFICULT_POLICIES = {  # what happens to VOC `difficult` objects
+    "mark": "marked: not trained on, ignored by mAP",
+    "keep": "kept as ordinary boxes",
+    "drop": "dropped",
+}
 
 
 @dataclass
@@ -24,6 +29,7 @@ class VocRecord:
 
     image_path: Path
     boxes: np.ndarray
+    difficult_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 5), np.float32))
     counts: Counter = field(default_factory=Counter)
     unknown_classes: Counter = field(default_factory=Counter)
 
@@ -49,14 +55,18 @@ def _number(obj: ET.Element, tag: str, xml_path: Path, index: int) -> float:
 
 
 def parse_voc_xml(
-    xml_path: Path, image_dir: Path, class_names: list[str], keep_difficult: bool = False
+    xml_path: Path, image_dir: Path, class_names: list[str], difficult: str = "mark"
 ) -> VocRecord:
     """Parse one VOC annotation.
 
     Boxes are clipped to the image (counted as `clipped`); boxes with no area after clipping are dropped (counted
-    as `zero_area`); `difficult` objects are dropped unless `keep_difficult` (counted); unknown class names are
-    collected. A file that is not well-formed XML, or lacks what a box needs, raises ValueError naming the file.
+    as `zero_area`); unknown class names are collected. `difficult` objects (counted) are, by `difficult`:
+    `mark` — kept apart in `difficult_boxes` (written with a `,1` marker: not trained on, ignored by the mAP code
+    as VOC's devkit does), `keep` — ordinary boxes, `drop` — left out. A file that is not well-formed XML, or lacks
+    what a box needs, raises ValueError naming the file.
     """
+    if difficult not in DIFFICULT_POLICIES:
+        raise ValueError(f"difficult must be one of {', '.join(DIFFICULT_POLICIES)}, got {difficult!r}")
     try:
         root = ET.parse(xml_path).getroot()
     except ET.ParseError as error:
@@ -70,15 +80,17 @@ def parse_voc_xml(
         with Image.open(image_path) as image:  # reads the header only
             width, height = image.size
     record = VocRecord(image_path, np.zeros((0, 5), np.float32))
-    rows = []
+    rows, difficult_rows = [], []
     for index, obj in enumerate(root.iter("object")):
         name = (obj.findtext("name") or "").strip()
         if name not in class_names:
             record.unknown_classes[name] += 1
             continue
-        if (obj.findtext("difficult") or "0").strip() == "1" and not keep_difficult:
+        is_difficult = (obj.findtext("difficult") or "0").strip() == "1"
+        if is_difficult:
             record.counts["difficult"] += 1
-            continue
+            if difficult == "drop":
+                continue
         x1, y1, x2, y2 = (_number(obj, tag, xml_path, index) for tag in ("xmin", "ymin", "xmax", "ymax"))
         clipped = (min(max(x1, 0), width), min(max(y1, 0), height), min(max(x2, 0), width), min(max(y2, 0), height))
         if clipped != (x1, y1, x2, y2):
@@ -87,10 +99,11 @@ def parse_voc_xml(
         if x2 <= x1 or y2 <= y1:
             record.counts["zero_area"] += 1
             continue
-        rows.append([x1, y1, x2, y2, class_names.index(name)])
+        marked = is_difficult and difficult == "mark"
+        (difficult_rows if marked else rows).append([x1, y1, x2, y2, class_names.index(name)])
         record.counts["kept"] += 1
-    if rows:
-        record.boxes = np.asarray(rows, dtype=np.float32)
+    record.boxes = np.asarray(rows, dtype=np.float32).reshape(-1, 5)
+    record.difficult_boxes = np.asarray(difficult_rows, dtype=np.float32).reshape(-1, 5)
     return record
 
 
@@ -144,13 +157,14 @@ class ConversionSummary:
     unknown_classes: Counter = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
     written: dict[str, Path] = field(default_factory=dict)
+    difficult: str = "mark"
 
 
 def convert_voc(
     voc_root: str | Path,
     class_names: list[str],
     out_dir: str | Path,
-    keep_difficult: bool = False,
+    difficult: str = "mark",
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
     seed: int = 0,
@@ -163,7 +177,7 @@ def convert_voc(
     conversion goes on.
     """
     out_dir = Path(out_dir)
-    summary = ConversionSummary()
+    summary = ConversionSummary(difficult=DIFFICULT_POLICIES[difficult])
     lines: dict[str, list[str]] = {}
     for voc_dir in find_voc_dirs(Path(voc_root)):
         splits = read_split_files(voc_dir)
@@ -177,7 +191,7 @@ def convert_voc(
             try:
                 if not xml_path.is_file():
                     raise FileNotFoundError(f"{xml_path}: annotation file not found")
-                records[image_id] = parse_voc_xml(xml_path, voc_dir / "JPEGImages", class_names, keep_difficult)
+                records[image_id] = parse_voc_xml(xml_path, voc_dir / "JPEGImages", class_names, difficult)
             except (ValueError, FileNotFoundError, OSError) as error:
                 summary.failures.append(str(error))
                 records[image_id] = None
@@ -188,7 +202,7 @@ def convert_voc(
                 record = records.get(image_id)
                 if record is None:
                     continue
-                split_lines.append(format_line(record.image_path.resolve(), record.boxes))
+                split_lines.append(format_line(record.image_path.resolve(), record.boxes, record.difficult_boxes))
                 box_counts.update(class_names[int(c)] for c in record.boxes[:, 4])
         for record in records.values():
             if record is not None:
@@ -213,7 +227,7 @@ def format_summary(summary: ConversionSummary, class_names: list[str]) -> str:
     notes = [
         f"{summary.counts['clipped']} boxes clipped to the image",
         f"{summary.counts['zero_area']} zero-area boxes dropped",
-        f"{summary.counts['difficult']} difficult objects skipped",
+        f"{summary.counts['difficult']} difficult objects ({summary.difficult})",
     ]
     if summary.unknown_classes:
         listed = ", ".join(f"{name or '<empty>'} ({count})" for name, count in summary.unknown_classes.most_common())
