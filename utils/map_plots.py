@@ -19,6 +19,7 @@ from utils.fileio import atomic_write  # noqa: E402
 
 MAX_CURVE_POINTS = 400
 TRUE_BOX_BGR = (0, 200, 0)
+MISSED_BGR = (0, 90, 0)
 KIND_BGR = {"true_positive": (255, 140, 0), "duplicate": (0, 165, 255), "class_confusion": (255, 0, 255),
             "localisation": (0, 255, 255), "background": (0, 0, 255)}
 
@@ -34,11 +35,11 @@ def plot_pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, float | None]
     operating point at the confidence threshold marked."""
     columns = min(4, max(len(curves), 1))
     rows = math.ceil(len(curves) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(2.8 * columns, 2.5 * rows + 0.6), squeeze=False,
-                                sharex=True, sharey=True)
-    # Fixed margins: tight_layout re-measures every tick label and costs about a second on 20 panels.
-    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.6 / (2.5 * rows + 0.6) + 0.02, top=0.96,
-                           wspace=0.08, hspace=0.25)
+    width, height = 0.6 + 2.8 * columns, 0.9 + 2.6 * rows
+    figure, axes = plt.subplots(rows, columns, figsize=(width, height), squeeze=False, sharex=True, sharey=True)
+    # Fixed margins (in inches): tight_layout re-measures every tick label and costs a second on 20 panels.
+    figure.subplots_adjust(left=0.6 / width, right=1 - 0.15 / width, bottom=0.5 / height, top=1 - 0.35 / height,
+                           wspace=0.15, hspace=0.3)
     for axis in axes.flat[len(curves):]:
         axis.set_visible(False)
     for axis, (name, (recall, precision, ap)) in zip(axes.flat, curves.items(), strict=False):
@@ -50,7 +51,7 @@ def plot_pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, float | None]
             axis.plot(*confidence_points[name], "o", color="tab:red", markersize=5)
         axis.set_title(f"{name}  AP {ap:.3f}" if ap is not None else f"{name}  n/a", fontsize=9)
         axis.grid(alpha=0.3)
-    axes[0, 0].set(xlim=(0, 1), ylim=(0, 1.02))
+    axes[0, 0].set(xlim=(0, 1), ylim=(0, 1.02), xticks=(0, 0.25, 0.5, 0.75, 1), xticklabels=("0", "", "0.5", "", "1"))
     for axis in axes[-1]:
         axis.set_xlabel("recall")
     for axis in axes[:, 0]:
@@ -109,13 +110,15 @@ def plot_error_breakdown(counts: dict[str, int], path: str | Path) -> None:
     save_figure(figure, path)
 
 
-def draw_outcomes(image_bgr: np.ndarray, truth: np.ndarray, detections: Detections, kinds: np.ndarray,
-                  class_names: list[str]) -> np.ndarray:
-    """True boxes in green; counted detections coloured by outcome (`KIND_BGR`) with class and score."""
+def draw_outcomes(image_bgr: np.ndarray, truth: np.ndarray, missed: np.ndarray, detections: Detections,
+                  kinds: np.ndarray, class_names: list[str]) -> np.ndarray:
+    """True boxes in green (missed ones in dark green, thick); counted detections coloured by outcome
+    (`KIND_BGR`) with class and score."""
     canvas = image_bgr.copy()
     thickness = max(1, round(min(canvas.shape[:2]) / 250))
-    for x1, y1, x2, y2, *_ in truth:
-        cv2.rectangle(canvas, (round(x1), round(y1)), (round(x2), round(y2)), TRUE_BOX_BGR, thickness)
+    for (x1, y1, x2, y2, *_), was_missed in zip(truth, missed, strict=True):
+        colour, width = (MISSED_BGR, 3 * thickness) if was_missed else (TRUE_BOX_BGR, thickness)
+        cv2.rectangle(canvas, (round(x1), round(y1)), (round(x2), round(y2)), colour, width)
     for (x1, y1, x2, y2), score, class_id, kind in zip(detections.boxes, detections.scores, detections.classes,
                                                        kinds, strict=True):
         if kind == NOT_COUNTED:
@@ -154,7 +157,7 @@ def save_gallery(tiles: list[tuple[np.ndarray, str]], path: str | Path, tile_siz
     grid = np.vstack([np.hstack(cells[i:i + columns]) for i in range(0, len(cells), columns)])
     legend = np.full((26, grid.shape[1], 3), 255, np.uint8)
     x = 4
-    for name, colour in [("true box", TRUE_BOX_BGR), *KIND_BGR.items()]:
+    for name, colour in [("true box", TRUE_BOX_BGR), ("missed box", MISSED_BGR), *KIND_BGR.items()]:
         cv2.rectangle(legend, (x, 7), (x + 14, 19), colour, -1)
         cv2.putText(legend, name, (x + 18, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
         x += 30 + 9 * len(name)

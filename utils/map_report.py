@@ -107,9 +107,11 @@ def draw_report(out_dir: Path, annotations: list[Annotation], detections: list[D
             continue
         kinds = analysis.detection_kind[starts[index]:starts[index + 1]]
         false_positives = int(np.sum(kinds > 0))
-        missed = int(analysis.missed[matching.ground_truth.image == index].sum())
-        drawn = draw_outcomes(image, annotations[index].ground_truth(), detections[index], kinds, class_names)
-        tiles.append((drawn, f"{Path(annotations[index].image_path).name}: {false_positives} FP, {missed} missed"))
+        missed = analysis.missed[matching.ground_truth.image == index]  # same order as ground_truth()
+        drawn = draw_outcomes(image, annotations[index].ground_truth(), missed, detections[index], kinds,
+                              class_names)
+        name = Path(annotations[index].image_path).name
+        tiles.append((drawn, f"{name}: {false_positives} FP, {missed.sum()} missed"))
     if tiles:
         save_gallery(tiles, out_dir / "worst_images.png")
         written.append(PLOT_FILES[4])
