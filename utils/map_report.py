@@ -24,7 +24,7 @@ from utils.map_plots import (
 )
 from utils.matching import Matching
 
-PLOT_FILES = ("pr_curves.png", "ap_per_class.png", "confusion_matrix.png", "errors.png", "worst_images.png")
+PLOT_FILES = ("pr_curves.png", "ap_per_class.png", "confusion_matrix.png", "errors.png", "worst_images.jpg")
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,6 @@ def draw_report(out_dir: Path, annotations: list[Annotation], detections: list[D
         name = Path(annotations[index].image_path).name
         tiles.append((drawn, f"{name}: {false_positives} FP, {missed.sum()} missed"))
     if tiles:
-        save_gallery(tiles, out_dir / "worst_images.png")
+        save_gallery(tiles, out_dir / "worst_images.jpg")
         written.append(PLOT_FILES[4])
     return written
