@@ -99,3 +99,16 @@ def test_real_bccd_splits_and_zero_area_boxes(tmp_path):
     summary = convert_voc(root, ["RBC", "WBC", "Platelets"], tmp_path, progress=False)
     assert summary.images == {"test": 72, "train": 205, "trainval": 292, "val": 87}
     assert summary.counts["zero_area"] == 2 and not summary.failures
+
+
+@pytest.mark.parametrize("policy, boxes, marked", [("mark", 1, 1), ("keep", 2, 0), ("drop", 1, 0)])
+def test_difficult_policy_reaches_the_written_lines(tmp_path, policy, boxes, marked):
+    root = tmp_path / "VOC"
+    write_voc(root, "a", [voc_object("cat", (1, 1, 20, 20)), voc_object("dog", (30, 5, 50, 40), difficult=1)])
+    summary = convert_voc(root, CLASSES, tmp_path / "lines", difficult=policy, val_fraction=0, test_fraction=0,
+                          progress=False)
+    assert summary.counts["difficult"] == 1
+    annotation = read_annotations(summary.written["train"])[0][0]
+    assert (len(annotation.boxes), len(annotation.difficult_boxes)) == (boxes, marked)
+    if policy == "mark":
+        assert summary.written["train"].read_text().strip().endswith(" 30,5,50,40,1,1")
