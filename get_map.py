@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         annotations, detections, missing = detect_annotations(
             model, config.model.anchor_array(), annotations, args.batch_size, args.score_threshold, args.nms_iou,
             box_coding=config.model.assigner, max_detections=args.max_detections)
-        for path in missing:
-            print(f"skipped {path}: image file not found", file=sys.stderr)
+        for reason in missing:
+            print(f"skipped {reason}", file=sys.stderr)
         out_dir = Path(args.out_dir) if args.out_dir else resolve_model_path(args.run).parent / "map"
         write_results_json(out_dir / "detections.json", detections, [a.image_path for a in annotations])
     else:

@@ -17,7 +17,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from utils.annotations import read_anchors, read_class_names  # noqa: E402
-from utils.config import ModelSpec, TrainConfig  # noqa: E402
+from utils.config import AugmentConfig, ModelSpec, TrainConfig  # noqa: E402
 
 DEFAULT_ANCHORS = Path(__file__).resolve().parent / "model_data" / "yolo_anchors.txt"
 
@@ -66,11 +66,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     fit.add_argument("--eval-period", type=int, default=1, help="epochs between validation mAP evaluations")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--run-dir", required=True, help="output folder; rerun with the same folder to resume")
-    aug = parser.add_argument_group("augmentation")
-    aug.add_argument("--scale-min", type=float, default=0.5, help="smallest random scale of the image")
-    aug.add_argument("--scale-max", type=float, default=1.5, help="largest random scale (crops when > 1)")
-    aug.add_argument("--aspect-jitter", type=float, default=0.3, help="random aspect-ratio change")
-    aug.add_argument("--flip", type=float, default=0.5, help="horizontal flip probability")
+    data.add_argument("--cache", choices=["none", "ram"], default="none",
+                      help="ram: decode every training image once and keep it in memory (H×W×3 bytes each)")
+    data.add_argument("--strict", action="store_true",
+                      help="stop on a bad sample (unparsable line, missing or corrupt image) instead of skipping it")
+    aug = parser.add_argument_group("augmentation (validation uses a plain letterbox)")
+    defaults = AugmentConfig()
+    for flag, name, meaning in (
+        ("--scale-min", "scale_min", "smallest random zoom"),
+        ("--scale-max", "scale_max", "largest random zoom (crops when > 1)"),
+        ("--aspect-jitter", "aspect_jitter", "random aspect-ratio change"),
+        ("--translate", "translate", "random shift, fraction of the input size"),
+        ("--degrees", "degrees", "random rotation range (degrees)"),
+        ("--shear", "shear", "random shear range (degrees)"),
+        ("--flip", "flip_probability", "horizontal flip probability"),
+        ("--hsv-h", "hsv_h", "hue shift range (fraction of the colour circle)"),
+        ("--hsv-s", "hsv_s", "saturation gain range"),
+        ("--hsv-v", "hsv_v", "value gain range"),
+        ("--mosaic", "mosaic", "probability of a 4-image mosaic"),
+        ("--mixup", "mixup", "probability of blending with a second sample"),
+        ("--min-box-size", "min_box_size", "drop augmented boxes narrower or shorter than this (pixels)"),
+        ("--min-box-visible", "min_box_visible", "drop boxes with less than this fraction left in the image"),
+    ):
+        aug.add_argument(flag, dest=name, type=float, default=getattr(defaults, name), help=meaning)
+    aug.add_argument("--close-mosaic", type=int, default=10, help="last epochs trained without mosaic and mixup")
     return parser.parse_args(argv)
 
 
@@ -89,8 +108,8 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, eval_period=args.eval_period,
         seed=args.seed, max_boxes=args.max_boxes, ignore_threshold=args.ignore_threshold,
         match_threshold=args.match_threshold, anchor_t=args.anchor_t, label_smoothing=args.label_smoothing,
-        scale_min=args.scale_min, scale_max=args.scale_max, aspect_jitter=args.aspect_jitter,
-        flip_probability=args.flip,
+        augment=AugmentConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(AugmentConfig)}),
+        close_mosaic=args.close_mosaic, cache=args.cache, strict=args.strict,
         backbone_weights=None if args.backbone_weights.lower() == "none" else args.backbone_weights,
         freeze_backbone=args.freeze_backbone,
     )

@@ -1,4 +1,5 @@
-"""Training callbacks: atomic checkpoints, mAP evaluation with best-model selection, plots."""
+"""Training callbacks: atomic checkpoints, mAP evaluation with best-model selection, plots, the close-mosaic
+switch and the skipped-sample report."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from utils.annotations import Annotation
 from utils.evaluation import evaluate_model
 from utils.fileio import atomic_write
 from utils.plots import plot_training, read_csv_log
+from utils.sample_check import SkippedSamples
 
 
 def save_model_atomically(model: keras.Model, path: str | Path) -> None:
@@ -87,3 +90,33 @@ class TrainingPlot(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.csv_path.is_file():
             plot_training(self.csv_path, self.png_path)
+
+
+class CloseMosaic(keras.callbacks.Callback):
+    """Turn mosaic and mixup off for the last `close_epochs` epochs by setting the pipeline's switch variable.
+
+    The pipeline reads the variable per sample, so batches already prefetched when the switch flips (a few at most)
+    still follow the old setting.
+    """
+
+    def __init__(self, switch: tf.Variable, total_epochs: int, close_epochs: int) -> None:
+        super().__init__()
+        self.switch, self.first_closed = switch, total_epochs - close_epochs
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        enabled = 0.0 if epoch >= self.first_closed else 1.0
+        if float(self.switch.numpy()) != enabled:
+            print(f"\nepoch {epoch + 1}: mosaic and mixup {'on' if enabled else 'off'} from here")
+        self.switch.assign(enabled)
+
+
+class SkippedSamplesReport(keras.callbacks.Callback):
+    """Repeat the count of skipped training samples at the end of every epoch, so it is never lost in the log."""
+
+    def __init__(self, skipped: SkippedSamples) -> None:
+        super().__init__()
+        self.skipped = skipped
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.skipped.total:
+            print(f"\nepoch {epoch + 1}: {self.skipped.summary()} (listed at the start of training)")

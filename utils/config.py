@@ -10,6 +10,10 @@ import numpy as np
 
 from utils.fileio import atomic_write_json
 
+LEGACY_AUGMENT_KEYS = ("scale_min", "scale_max", "aspect_jitter", "flip_probability")  # flat before the split
+# A run saved before mosaic, mixup, HSV and shift existed resumes with them off, as it was trained.
+LEGACY_AUGMENT_DEFAULTS = {"mosaic": 0.0, "mixup": 0.0, "hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.0, "translate": 0.0}
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -37,6 +41,43 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """Strengths and probabilities of the training augmentations (validation uses a plain letterbox).
+
+    scale_min/scale_max: random zoom of the (letterboxed or mosaic) image; above 1 it crops. aspect_jitter: random
+    aspect-ratio change (the ratio of two draws from [1 − j, 1 + j]). translate: random shift, a fraction of the
+    output size. degrees / shear: random rotation and shear (degrees). flip_probability: horizontal flip.
+    hsv_h: hue shift (fraction of the colour circle); hsv_s, hsv_v: saturation and value gains in [1 − s, 1 + s].
+    mosaic: probability that a sample is a mosaic of four images; mixup: probability that it is blended with a
+    second sample. min_box_size (pixels) and min_box_visible (fraction of the transformed box left inside the
+    canvas) drop boxes that augmentation made tiny or cut off.
+    """
+
+    scale_min: float = 0.5
+    scale_max: float = 1.5
+    aspect_jitter: float = 0.3
+    translate: float = 0.1
+    degrees: float = 0.0
+    shear: float = 0.0
+    flip_probability: float = 0.5
+    hsv_h: float = 0.015
+    hsv_s: float = 0.7
+    hsv_v: float = 0.4
+    mosaic: float = 1.0
+    mixup: float = 0.0
+    min_box_size: float = 2.0
+    min_box_visible: float = 0.2
+
+    def __post_init__(self) -> None:
+        for name in ("flip_probability", "mosaic", "mixup", "min_box_visible", "translate", "aspect_jitter"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"augmentation {name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0 < self.scale_min <= self.scale_max:
+            raise ValueError(f"augmentation scale range must satisfy 0 < min ≤ max, got {self.scale_min}, "
+                             f"{self.scale_max}")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """A training run: data, model, schedule and augmentation."""
 
@@ -58,10 +99,10 @@ class TrainConfig:
     match_threshold: float = 0.2
     anchor_t: float = 4.0
     label_smoothing: float = 0.0
-    scale_min: float = 0.5
-    scale_max: float = 1.5
-    aspect_jitter: float = 0.3
-    flip_probability: float = 0.5
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    close_mosaic: int = 10  # last epochs trained without mosaic and mixup
+    cache: str = "none"  # "ram": decode every training image once and keep it in memory
+    strict: bool = False  # a bad sample (unparsable line, missing or corrupt image) is an error, not a skip
     backbone_weights: str | None = None
     freeze_backbone: bool = False
     extra: dict = field(default_factory=dict)
@@ -73,6 +114,10 @@ def to_dict(config: TrainConfig) -> dict:
 
 def from_dict(data: dict) -> TrainConfig:
     """Inverse of `to_dict` (unknown keys are an error, so a typo never goes unnoticed)."""
+    data = dict(data)
+    augment = dict(data.pop("augment", {}))
+    if any(key in data for key in LEGACY_AUGMENT_KEYS):
+        augment = {**LEGACY_AUGMENT_DEFAULTS, **{key: data.pop(key) for key in LEGACY_AUGMENT_KEYS if key in data}}
     known = {f.name for f in fields(TrainConfig)}
     unknown = set(data) - known
     if unknown:
@@ -84,7 +129,10 @@ def from_dict(data: dict) -> TrainConfig:
         input_size=int(model["input_size"]), neck_width=model.get("neck_width"),
         neck_depth=model.get("neck_depth"), assigner=model.get("assigner", "v3"),
     )
-    return TrainConfig(**{**data, "model": spec})
+    unknown_augment = set(augment) - {f.name for f in fields(AugmentConfig)}
+    if unknown_augment:
+        raise ValueError(f"unknown augment keys: {sorted(unknown_augment)}")
+    return TrainConfig(**{**data, "model": spec, "augment": AugmentConfig(**augment)})
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:

@@ -1,35 +1,38 @@
 """tf.data input pipeline: annotation lines → (images (B, H, W, 3) 0–255 float32, boxes (B, max_boxes, 5)).
 
-One readable chain: list → shuffle → per-element seeds → parallel read/decode/augment → batch → prefetch.
-Randomness is stateless and seeded per element, so `seed` fixes every batch and augmentation.
+Training is one readable chain over sample *indices*: shuffle → per-element seeds → parallel map (load one image
+or four for a mosaic, a second view for mixup, random affine, HSV, flip; all graph ops, `utils/augment.py`) →
+batch → prefetch. Images come from their files, or from a RAM cache filled once (`cache="ram"`). Randomness is
+stateless and seeded per element, so `seed` fixes every batch and augmentation. Validation is a plain letterbox.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
 from utils.annotations import Annotation
+from utils.augment import (
+    FILL_VALUE,
+    AugmentConfig,
+    affine_matrix,
+    hsv_jitter,
+    mixup,
+    mosaic,
+    random_flip,
+    warp_boxes,
+    warp_image,
+)
 from utils.bbox import boxes_to_letterbox, letterbox_image, letterbox_params
 
 AUTOTUNE = tf.data.AUTOTUNE
-FILL_VALUE = 128.0
+CACHE_MODES = ("none", "ram")
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Training-time geometric augmentation; validation uses a plain letterbox."""
-
-    scale_min: float = 0.5
-    scale_max: float = 1.5
-    aspect_jitter: float = 0.3
-    flip_probability: float = 0.5
-    min_box_size: float = 2.0
+__all__ = ["AugmentConfig", "FILL_VALUE", "build_dataset", "build_inference_dataset", "with_level_targets"]
 
 
 def existing_annotations(annotations: list[Annotation]) -> tuple[list[Annotation], list[str]]:
@@ -64,6 +67,10 @@ def pad_boxes(boxes: tf.Tensor, max_boxes: int) -> tf.Tensor:
     return padded
 
 
+def valid_boxes(boxes: tf.Tensor) -> tf.Tensor:
+    return tf.boolean_mask(boxes, boxes[:, 4] >= 0)
+
+
 def clip_and_filter_boxes(boxes: tf.Tensor, input_hw: tuple[int, int], min_size: float) -> tf.Tensor:
     """Clip (N, 5) boxes to the canvas and drop those narrower or shorter than `min_size` pixels."""
     limits = tf.constant([input_hw[1], input_hw[0], input_hw[1], input_hw[0]], tf.float32)
@@ -80,49 +87,132 @@ def letterbox_sample(image: tf.Tensor, boxes: tf.Tensor, input_hw: tuple[int, in
     return letterbox_image(image, input_hw, FILL_VALUE), tf.concat([moved, boxes[:, 4:]], axis=-1)
 
 
-def jitter_sample(
-    image: tf.Tensor, boxes: tf.Tensor, input_hw: tuple[int, int], config: AugmentConfig, seed: tf.Tensor
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """Training transform: random scale and aspect ratio, random placement (cropping if larger), random flip."""
-    seeds = tf.random.split(seed, 6)
-    height, width = input_hw
+def fit_sample(image: tf.Tensor, boxes: tf.Tensor, input_hw: tuple[int, int], max_boxes: int
+               ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Scale an image to fit inside input_hw (aspect kept), padded at the bottom/right to exactly input_hw.
+
+    Returns:
+        uint8 (H, W, 3), its valid (h, w), and the boxes moved with it, padded to (max_boxes, 5) with −1.
+    """
     image_hw = tf.cast(tf.shape(image)[:2], tf.float32)
-    jitter = config.aspect_jitter
-    stretch = tf.random.stateless_uniform([], seeds[0], 1 - jitter, 1 + jitter) / tf.random.stateless_uniform(
-        [], seeds[1], 1 - jitter, 1 + jitter)
-    aspect = image_hw[1] / image_hw[0] * stretch
-    scale = tf.random.stateless_uniform([], seeds[2], config.scale_min, config.scale_max)
-    # Scale the longer side to `scale` × the canvas, the other side by the jittered aspect ratio.
-    fit = tf.minimum(width / aspect, float(height))
-    new_h = tf.maximum(tf.cast(tf.round(fit * scale), tf.int32), 1)
-    new_w = tf.maximum(tf.cast(tf.round(fit * scale * aspect), tf.int32), 1)
-    resized = tf.image.resize(tf.cast(image, tf.float32), tf.stack([new_h, new_w]))
+    scale = tf.minimum(input_hw[0] / image_hw[0], input_hw[1] / image_hw[1])
+    new_hw = tf.maximum(tf.cast(tf.round(image_hw * scale), tf.int32), 1)
+    resized = tf.image.resize(tf.cast(image, tf.float32), new_hw)
+    resized = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+    padded = tf.pad(resized, [[0, input_hw[0] - new_hw[0]], [0, input_hw[1] - new_hw[1]], [0, 0]],
+                    constant_values=int(FILL_VALUE))
+    factors = tf.cast(new_hw[::-1], tf.float32) / image_hw[::-1]  # (x, y)
+    moved = tf.concat([boxes[:, :4] * tf.tile(factors, [2]), boxes[:, 4:]], axis=1)
+    return tf.ensure_shape(padded, [*input_hw, 3]), new_hw, pad_boxes(moved, max_boxes)
 
-    def random_offset(new: tf.Tensor, size: int, stream: tf.Tensor) -> tf.Tensor:
-        span = size - new
-        low, high = tf.minimum(span, 0), tf.maximum(span, 0)
-        return tf.random.stateless_uniform([], stream, low, high + 1, dtype=tf.int32)
 
-    dx, dy = random_offset(new_w, width, seeds[3]), random_offset(new_h, height, seeds[4])
-    src_x, src_y = tf.maximum(-dx, 0), tf.maximum(-dy, 0)
-    dst_x, dst_y = tf.maximum(dx, 0), tf.maximum(dy, 0)
-    copy_w = tf.minimum(new_w - src_x, width - dst_x)
-    copy_h = tf.minimum(new_h - src_y, height - dst_y)
-    patch = resized[src_y:src_y + copy_h, src_x:src_x + copy_w]
-    canvas = tf.image.pad_to_bounding_box(patch - FILL_VALUE, dst_y, dst_x, height, width) + FILL_VALUE
+class SampleSource:
+    """Sample index → fitted image, valid size and padded boxes, read from the files or from a RAM cache."""
 
-    factors = tf.stack([tf.cast(new_w, tf.float32) / image_hw[1], tf.cast(new_h, tf.float32) / image_hw[0]])
-    offsets = tf.cast(tf.stack([dx, dy]), tf.float32)
-    corners = boxes[:, :4] * tf.tile(factors, [2]) + tf.tile(offsets, [2])
+    def __init__(self, annotations: list[Annotation], input_hw: tuple[int, int], max_boxes: int,
+                 cache: str = "none") -> None:
+        if cache not in CACHE_MODES:
+            raise ValueError(f"cache must be one of {CACHE_MODES}, got {cache!r}")
+        self.size = len(annotations)
+        self.input_hw, self.max_boxes = input_hw, max_boxes
+        self.paths, ragged = annotations_to_tensors(annotations)
+        self.box_values, self.row_splits = ragged.values, tf.cast(ragged.row_splits, tf.int32)
+        self.cached = None
+        if cache == "ram":
+            self.cached = self._fill_cache()
 
-    flip = tf.random.stateless_uniform([], seeds[5]) < config.flip_probability
-    canvas = tf.cond(flip, lambda: tf.reverse(canvas, axis=[1]), lambda: canvas)
-    corners = tf.cond(
-        flip,
-        lambda: tf.stack([width - corners[:, 2], corners[:, 1], width - corners[:, 0], corners[:, 3]], axis=-1),
-        lambda: corners,
-    )
-    return canvas, tf.concat([corners, boxes[:, 4:]], axis=-1)
+    def _decode_fitted(self, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        image = decode_image(self.paths[index])
+        boxes = self.box_values[self.row_splits[index]:self.row_splits[index + 1]]
+        return fit_sample(image, boxes, self.input_hw, self.max_boxes)
+
+    def _fill_cache(self) -> tuple[tf.Variable, tf.Variable, tf.Variable]:
+        """Decode every image once, in parallel, into uint8 variables (no 2 GB graph-constant limit)."""
+        height, width = self.input_hw
+        megabytes = self.size * height * width * 3 / 2**20
+        log.info("caching %d images in RAM (%.0f MB)", self.size, megabytes)
+        images = np.zeros((self.size, height, width, 3), np.uint8)
+        sizes = np.zeros((self.size, 2), np.int32)
+        boxes = np.zeros((self.size, self.max_boxes, 5), np.float32)
+        dataset = tf.data.Dataset.range(self.size).map(
+            lambda i: (i, *self._decode_fitted(i)), num_parallel_calls=AUTOTUNE).batch(64)
+        for index, image, size, box in dataset:
+            images[index.numpy()], sizes[index.numpy()], boxes[index.numpy()] = image, size, box
+        return (tf.Variable(images, trainable=False), tf.Variable(sizes, trainable=False),
+                tf.Variable(boxes, trainable=False))
+
+    def load(self, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        if self.cached is None:
+            return self._decode_fitted(index)
+        images, sizes, boxes = self.cached
+        return images[index], sizes[index], boxes[index]
+
+
+class TrainingTransform:
+    """Index + seed → one augmented training sample (image (H, W, 3) float32, boxes (max_boxes, 5)).
+
+    `mosaic_enabled` (a variable, 1 or 0) scales the mosaic and mixup probabilities, so `--close-mosaic` can turn
+    them off for the last epochs without rebuilding the pipeline.
+    """
+
+    def __init__(self, source: SampleSource, config: AugmentConfig, mosaic_enabled: tf.Variable | None = None
+                 ) -> None:
+        self.source, self.config = source, config
+        self.mosaic_enabled = mosaic_enabled if mosaic_enabled is not None else tf.constant(1.0)
+        self.out_hw = source.input_hw
+        self.axis_aligned = config.degrees == 0 and config.shear == 0
+
+    def random_index(self, seed: tf.Tensor, count: int) -> tf.Tensor:
+        return tf.random.stateless_uniform([count], seed, 0, self.source.size, dtype=tf.int32)
+
+    def mosaic_view(self, index: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        seeds = tf.random.split(seed, 3)
+        indices = tf.concat([[index], self.random_index(seeds[0], 3)], axis=0)
+        images, sizes, boxes = zip(*(self.source.load(indices[k]) for k in range(4)), strict=True)
+        canvas, placed = mosaic(tf.stack(images), tf.stack(sizes), tf.stack(boxes), seeds[1])
+        matrix = affine_matrix(seeds[2], self.config, tf.shape(canvas)[:2], self.out_hw)
+        return self.warp(canvas, placed, matrix)
+
+    def single_view(self, index: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        image, size, boxes = self.source.load(index)
+        matrix = affine_matrix(seed, self.config, size, self.out_hw)
+        return self.warp(image, valid_boxes(boxes), matrix)
+
+    def warp(self, image: tf.Tensor, boxes: tf.Tensor, matrix: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        warped = warp_image(image, matrix, self.out_hw, self.axis_aligned)
+        moved = warp_boxes(boxes, matrix, self.out_hw, self.config.min_box_size, self.config.min_box_visible)
+        return tf.ensure_shape(warped, [*self.out_hw, 3]), moved
+
+    def view(self, index: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """A mosaic (with probability `mosaic`) or a single image, through the random affine."""
+        seeds = tf.random.split(seed, 2)
+        use_mosaic = tf.random.stateless_uniform([], seeds[0]) < self.config.mosaic * self.mosaic_enabled
+        if self.config.mosaic == 0:
+            return self.single_view(index, seeds[1])
+        return tf.cond(use_mosaic, lambda: self.mosaic_view(index, seeds[1]),
+                       lambda: self.single_view(index, seeds[1]))
+
+    def __call__(self, index: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        seeds = tf.random.split(seed, 7)
+        image, boxes = self.view(tf.cast(index, tf.int32), seeds[0])
+        if self.config.mixup > 0:
+            use_mixup = tf.random.stateless_uniform([], seeds[1]) < self.config.mixup * self.mosaic_enabled
+            image, boxes = tf.cond(
+                use_mixup,
+                lambda: mixup(image, boxes, *self.view(self.random_index(seeds[2], 1)[0], seeds[3]), seeds[4]),
+                lambda: (image, boxes))
+        config = self.config
+        image = hsv_jitter(image, seeds[5], config.hsv_h, config.hsv_s, config.hsv_v)
+        image, boxes = random_flip(image, boxes, seeds[6], config.flip_probability)
+        return tf.ensure_shape(image, [*self.out_hw, 3]), pad_boxes(boxes, self.source.max_boxes)
+
+
+def dataset_options() -> tf.data.Options:
+    """Deterministic order; under a `tf.distribute` strategy each worker takes its share of the elements."""
+    options = tf.data.Options()
+    options.deterministic = True
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return options
 
 
 def build_dataset(
@@ -133,43 +223,40 @@ def build_dataset(
     augment: AugmentConfig | None = None,
     seed: int = 0,
     max_boxes: int = 100,
+    cache: str = "none",
+    mosaic_enabled: tf.Variable | None = None,
 ) -> tf.data.Dataset:
-    """Training or validation dataset of (images, boxes) batches.
+    """Training or validation dataset of (images, boxes) batches; `batch_size` is the global batch.
 
-    Missing image files are skipped with a warning naming them; an image that fails to decode is skipped by
-    `ignore_errors` (tf.data logs its path), so one bad sample never stops training.
+    Missing image files are skipped with a warning naming them (training checks every image up front, see
+    `utils.sample_check`); an image that still fails to decode is dropped by `ignore_errors`, so one bad sample
+    never stops training.
     """
     annotations, missing = existing_annotations(annotations)
     for path in missing:
         log.warning("skipping %s: image file not found", path)
     if not annotations:
         raise ValueError("no usable images in the annotation list")
-    augment = augment or AugmentConfig()
-    paths, boxes = annotations_to_tensors(annotations)
-    dataset = tf.data.Dataset.from_tensor_slices((paths, boxes))
-    if training:
-        dataset = dataset.shuffle(len(annotations), seed=seed, reshuffle_each_iteration=True)
-    # One independent seed pair per element, fresh every epoch but fixed by `seed`.
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    dataset = tf.data.Dataset.zip(dataset, seeds)
+    if not training:
+        paths, boxes = annotations_to_tensors(annotations)
 
-    def load(sample: tuple[tf.Tensor, tf.RaggedTensor], element_seed: tf.Tensor):
-        path, sample_boxes = sample
-        image = decode_image(path)
-        sample_boxes = sample_boxes.to_tensor() if isinstance(sample_boxes, tf.RaggedTensor) else sample_boxes
-        if training:
-            image, sample_boxes = jitter_sample(image, sample_boxes, input_hw, augment, element_seed)
-        else:
-            image, sample_boxes = letterbox_sample(image, sample_boxes, input_hw)
-        sample_boxes = clip_and_filter_boxes(sample_boxes, input_hw, augment.min_box_size)
-        image = tf.ensure_shape(image, [input_hw[0], input_hw[1], 3])
-        return image, pad_boxes(sample_boxes, max_boxes)
+        def load(path: tf.Tensor, sample_boxes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            image, moved = letterbox_sample(decode_image(path), valid_boxes(sample_boxes), input_hw)
+            moved = clip_and_filter_boxes(moved, input_hw, (augment or AugmentConfig()).min_box_size)
+            return tf.ensure_shape(image, [*input_hw, 3]), pad_boxes(moved, max_boxes)
 
-    options = tf.data.Options()
-    options.deterministic = True
-    dataset = dataset.map(load, num_parallel_calls=AUTOTUNE).ignore_errors(log_warning=True)
-    dataset = dataset.batch(batch_size, drop_remainder=training)
-    return dataset.prefetch(AUTOTUNE).with_options(options)
+        dataset = tf.data.Dataset.from_tensor_slices((paths, boxes.to_tensor(default_value=-1.0)))
+        dataset = dataset.map(load, num_parallel_calls=AUTOTUNE).ignore_errors(log_warning=True)
+        return dataset.batch(batch_size).prefetch(AUTOTUNE).with_options(dataset_options())
+
+    transform = TrainingTransform(SampleSource(annotations, input_hw, max_boxes, cache), augment or AugmentConfig(),
+                                  mosaic_enabled)
+    indices = tf.data.Dataset.range(len(annotations)).shuffle(len(annotations), seed=seed,
+                                                               reshuffle_each_iteration=True)
+    dataset = tf.data.Dataset.zip(indices, seeds).map(transform, num_parallel_calls=AUTOTUNE)
+    dataset = dataset.ignore_errors(log_warning=True).batch(batch_size, drop_remainder=True)
+    return dataset.prefetch(AUTOTUNE).with_options(dataset_options())
 
 
 def build_inference_dataset(image_paths: list[str], input_hw: tuple[int, int], batch_size: int) -> tf.data.Dataset:

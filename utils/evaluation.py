@@ -12,6 +12,7 @@ from utils.bbox import postprocess
 from utils.dataloader import build_inference_dataset, existing_annotations
 from utils.detections import Detections
 from utils.map import evaluate_detections
+from utils.sample_check import find_unreadable
 
 
 def make_detect_fn(
@@ -72,14 +73,18 @@ def detect_annotations(
     box_coding: str = "v3",
     max_detections: int = 100,
 ) -> tuple[list[Annotation], list[Detections], list[str]]:
-    """Detections for every annotated image that exists.
+    """Detections for every annotated image that exists and decodes.
 
     Returns:
-        the annotations whose image exists, their detections (same order) and the paths of missing images.
+        the annotations used, their detections (same order) and a `path: reason` line per image left out.
     """
     annotations, missing = existing_annotations(annotations)
+    unreadable = set(find_unreadable([a.image_path for a in annotations])) if annotations else set()
+    annotations = [a for a in annotations if a.image_path not in unreadable]
+    missing = [f"{path}: image file not found" for path in missing]
+    missing += [f"{path}: corrupt or not an image (decoding failed)" for path in sorted(unreadable)]
     if not annotations:
-        raise ValueError("none of the annotated images exist")
+        raise ValueError("none of the annotated images exist and decode")
     detections, _ = predict_annotations(model, anchors, [a.image_path for a in annotations], batch_size,
                                         score_threshold, iou_threshold, max_detections, progress, box_coding)
     return annotations, detections, missing

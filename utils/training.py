@@ -8,14 +8,16 @@ import sys
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 from nets.loss import YoloV3Loss
 from nets.loss_v5 import YoloV5Loss
 from nets.yolo import build_yolo, freeze_backbone
 from utils.annotations import read_annotations
-from utils.callbacks import LastCheckpoint, MapEvaluation, TrainingPlot
+from utils.callbacks import CloseMosaic, LastCheckpoint, MapEvaluation, SkippedSamplesReport, TrainingPlot
 from utils.config import TrainConfig, save_config
-from utils.dataloader import AugmentConfig, build_dataset, with_level_targets
+from utils.dataloader import build_dataset, with_level_targets
+from utils.sample_check import usable_annotations
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +69,19 @@ def train(config: TrainConfig) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.json")
 
-    train_annotations, train_problems = read_annotations(config.train, strict=False)
+    train_annotations, train_problems = read_annotations(config.train, strict=False)  # strict: all listed below
     val_annotations, val_problems = read_annotations(config.val, strict=False)
-    for problem in train_problems + val_problems:
-        log.warning("skipping unparsable line: %s", problem)
+    train_annotations, skipped = usable_annotations(train_annotations, train_problems, config.strict)
+    if val_problems and config.strict:
+        raise ValueError("--strict: unparsable validation lines:\n  " + "\n  ".join(val_problems))
+    for problem in val_problems:
+        log.warning("skipping unparsable validation line: %s", problem)
     spec = config.model
     input_hw = (spec.input_size, spec.input_size)
-    augment = AugmentConfig(config.scale_min, config.scale_max, config.aspect_jitter, config.flip_probability)
-    train_data = build_dataset(train_annotations, input_hw, config.batch_size, training=True, augment=augment,
-                               seed=config.seed, max_boxes=config.max_boxes)
+    mosaic_switch = tf.Variable(1.0, trainable=False, name="mosaic_enabled")
+    train_data = build_dataset(train_annotations, input_hw, config.batch_size, training=True,
+                               augment=config.augment, seed=config.seed, max_boxes=config.max_boxes,
+                               cache=config.cache, mosaic_enabled=mosaic_switch)
     steps_per_epoch = len(train_annotations) // config.batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"{config.train}: {len(train_annotations)} images is fewer than one batch of "
@@ -94,6 +100,8 @@ def train(config: TrainConfig) -> dict:
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "resume"), delete_checkpoint=False),
         keras.callbacks.TerminateOnNaN(),
+        CloseMosaic(mosaic_switch, config.epochs, config.close_mosaic),
+        SkippedSamplesReport(skipped),
         map_evaluation,
         LastCheckpoint(run_dir / "last.keras"),
         keras.callbacks.CSVLogger(str(csv_path), append=True),

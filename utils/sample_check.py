@@ -1,0 +1,68 @@
+"""Find the training samples that cannot be used — unparsable lines, missing and unreadable images — before
+training starts, so that each is reported by path, counted, and skipped (or, with `strict`, stops the run)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+import tensorflow as tf
+
+from utils.annotations import Annotation
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SkippedSamples:
+    """What was left out of training and why; each entry names the line or the image path."""
+
+    unparsable: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.unparsable) + len(self.missing) + len(self.unreadable)
+
+    def summary(self) -> str:
+        return (f"{self.total} training samples skipped: {len(self.unparsable)} unparsable lines, "
+                f"{len(self.missing)} missing images, {len(self.unreadable)} unreadable images")
+
+    def details(self) -> list[str]:
+        return ([f"unparsable line: {problem}" for problem in self.unparsable]
+                + [f"{path}: image file not found" for path in self.missing]
+                + [f"{path}: corrupt or not an image (decoding failed)" for path in self.unreadable])
+
+
+def find_unreadable(paths: list[str]) -> list[str]:
+    """Paths whose image fails to decode: every file is decoded once, in parallel, with TensorFlow's decoder."""
+
+    def decodes(index: tf.Tensor, path: tf.Tensor) -> tf.Tensor:
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        with tf.control_dependencies([tf.debugging.assert_positive(tf.size(image))]):
+            return tf.identity(index)
+
+    dataset = tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), tf.constant(paths, tf.string)))
+    dataset = dataset.map(decodes, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors().batch(256)
+    readable = {int(i) for batch in dataset for i in batch.numpy()}
+    return [path for index, path in enumerate(paths) if index not in readable]
+
+
+def usable_annotations(annotations: list[Annotation], unparsable: list[str], strict: bool = False
+                       ) -> tuple[list[Annotation], SkippedSamples]:
+    """The annotations whose image exists and decodes, and what was skipped (each logged as a warning).
+
+    Raises:
+        ValueError listing every bad sample when `strict` and any was found.
+    """
+    present = [a for a in annotations if os.path.isfile(a.image_path)]
+    missing = [a.image_path for a in annotations if not os.path.isfile(a.image_path)]
+    unreadable = set(find_unreadable([a.image_path for a in present])) if present else set()
+    skipped = SkippedSamples(list(unparsable), missing, sorted(unreadable))
+    if skipped.total and strict:
+        raise ValueError(f"--strict: {skipped.summary()}:\n  " + "\n  ".join(skipped.details()))
+    for line in skipped.details():
+        log.warning("skipping %s", line)
+    return [a for a in present if a.image_path not in unreadable], skipped
