@@ -1,22 +1,30 @@
-"""Convert a VOCdevkit (or one VOC folder) into annotation-line files, one per split.
+"""Convert a VOCdevkit (or one VOC folder) into annotation-line files, one per split; or check such files.
 
-Example:
+Examples:
     python voc_annotation.py --voc-root VOCdevkit --classes model_data/voc_classes.txt --out-dir data/voc
+    python voc_annotation.py --check data/voc/train.txt --classes model_data/voc_classes.txt --input-size 416
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from utils.annotations import read_class_names
+from utils.annotations import read_anchors, read_annotations, read_class_names
 from utils.voc import DIFFICULT_POLICIES, convert_voc, format_summary
+
+DEFAULT_ANCHORS = Path(__file__).resolve().parent / "model_data" / "yolo_anchors.txt"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--voc-root", required=True, help="VOCdevkit folder, or one folder with Annotations/")
+    parser.add_argument("--voc-root", help="VOCdevkit folder, or one folder with Annotations/")
     parser.add_argument("--classes", required=True, help="class list, one name a line")
-    parser.add_argument("--out-dir", required=True, help="where <split>.txt files are written")
+    parser.add_argument("--out-dir", help="where <split>.txt files are written (then checked)")
+    parser.add_argument("--check", nargs="+", metavar="LINES",
+                        help="dataset doctor: check annotation-line files instead of converting")
+    parser.add_argument("--input-size", type=int, default=416, help="check: the training input size")
+    parser.add_argument("--anchors", default=str(DEFAULT_ANCHORS), help="check: anchors for a 416 input")
     parser.add_argument("--difficult", choices=list(DIFFICULT_POLICIES), default="mark",
                         help="VOC difficult objects: mark (not trained on, ignored by mAP, as the VOC devkit does), "
                              "keep (ordinary boxes) or drop")
@@ -28,14 +36,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def check(paths: list[str], class_names: list[str], input_size: int, anchors_path: str) -> int:
+    """Print the doctor's report of each file; 1 if any has boxes that are wrong (not merely unusual)."""
+    from utils.doctor import diagnose, format_report
+
+    anchors = read_anchors(anchors_path) * (input_size / 416)
+    worst = 0
+    for path in paths:
+        annotations, unparsable = read_annotations(path, strict=False)
+        report = diagnose(annotations, class_names, input_size, anchors)
+        for problem in unparsable:
+            report.add("unparsable lines", problem)
+        print(f"== {path}\n{format_report(report, class_names, input_size)}\n")
+        worst = max(worst, int(report.errors + len(unparsable) > 0))
+    return worst
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     class_names = read_class_names(args.classes)
+    if args.check:
+        return check(args.check, class_names, args.input_size, args.anchors)
+    if not args.voc_root or not args.out_dir:
+        raise SystemExit("converting needs --voc-root and --out-dir (or use --check FILE ...)")
     summary = convert_voc(args.voc_root, class_names, args.out_dir, difficult=args.difficult,
                           val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed)
     print(format_summary(summary, class_names))
     for split, path in summary.written.items():
         print(f"wrote {path} ({summary.images[split]} images)")
+    print("check them any time with: voc_annotation.py --check " + " ".join(str(p) for p in summary.written.values())
+          + f" --classes {args.classes}")
     return 1 if summary.failures else 0
 
 

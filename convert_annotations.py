@@ -1,0 +1,53 @@
+"""Convert COCO json or YOLO txt folders into annotation lines (and a class list), so other tools' data trains here.
+
+Examples:
+    python convert_annotations.py coco --coco-json instances_train.json --images images/train --out data/train.txt
+    python convert_annotations.py yolo --images datasets/x/images/train --classes classes.txt --out data/train.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from utils.annotations import format_line, read_class_names
+from utils.fileio import atomic_write_text
+from utils.formats import convert_coco, convert_yolo
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    formats = parser.add_subparsers(dest="format", required=True)
+    coco = formats.add_parser("coco", help="a COCO detection json and its image folder")
+    coco.add_argument("--coco-json", required=True, help="instances_*.json")
+    coco.add_argument("--images", required=True, help="folder the json's file_name entries are relative to")
+    coco.add_argument("--classes-out", help="where to write the class list (default: <out>.classes.txt)")
+    yolo = formats.add_parser("yolo", help="an images/ folder with labels/ beside it (Ultralytics layout)")
+    yolo.add_argument("--images", required=True, help="image folder (searched recursively)")
+    yolo.add_argument("--labels", help="label folder (default: the images folder's sibling 'labels')")
+    yolo.add_argument("--classes", required=True, help="class list, one name a line, in YOLO class-id order")
+    for sub in (coco, yolo):
+        sub.add_argument("--out", required=True, help="annotation-line file to write")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.format == "coco":
+        conversion = convert_coco(args.coco_json, args.images)
+        classes_out = Path(args.classes_out) if args.classes_out else Path(args.out).with_suffix(".classes.txt")
+        atomic_write_text(classes_out, "\n".join(conversion.class_names) + "\n")
+        print(f"wrote {classes_out} ({len(conversion.class_names)} classes)")
+    else:
+        conversion = convert_yolo(args.images, read_class_names(args.classes), args.labels)
+    lines = [format_line(a.image_path, a.boxes, a.difficult_boxes) for a in conversion.annotations]
+    atomic_write_text(args.out, "\n".join(lines) + ("\n" if lines else ""))
+    print(conversion.summary())
+    print(f"wrote {args.out} ({len(lines)} images)")
+    return 1 if conversion.problems else 0
+
+
+if __name__ == "__main__":
+    from utils.cli import run_cli
+
+    run_cli(main)
