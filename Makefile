@@ -20,7 +20,8 @@ demo: $(VENV)/.installed
 	$(PY) voc_annotation.py --voc-root $(DEMO_DIR) --classes $(DEMO_DIR)/classes.txt --out-dir $(DEMO_DIR)/lines
 	$(PY) train.py --train $(DEMO_DIR)/lines/train.txt --val $(DEMO_DIR)/lines/val.txt \
 		--classes $(DEMO_DIR)/classes.txt --phi 0 --input-size $(DEMO_SIZE) --epochs 20 --batch-size 8 \
-		--lr 2e-3 --scale-min 0.75 --scale-max 1.25 --aspect-jitter 0.2 --mosaic 0 --eval-period 10 \
+		--lr 2e-3 --scale-min 0.75 --scale-max 1.25 --aspect-jitter 0.2 --translate 0.2 --hsv-h 0 --hsv-s 0 --hsv-v 0 \
+		--eval-period 10 \
 		--run-dir $(DEMO_RUN)
 	$(PY) get_map.py --run-dir $(DEMO_RUN) --annotations $(DEMO_DIR)/lines/val.txt
 	$(PY) predict.py image --run-dir $(DEMO_RUN) --input "$$(head -n 1 $(DEMO_DIR)/lines/val.txt | cut -d ' ' -f 1)" \

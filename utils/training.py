@@ -97,10 +97,11 @@ def train(config: TrainConfig) -> dict:
                                    run_dir / "best.keras", period=config.eval_period, total_epochs=config.epochs,
                                    batch_size=config.eval_batch_size, history_csv=csv_path,
                                    box_coding=spec.assigner)
-    callbacks = [
+    callbacks = [CloseMosaic(mosaic_switch, config.epochs, config.close_mosaic)] if (
+        config.augment.mosaic or config.augment.mixup) else []
+    callbacks += [
         keras.callbacks.BackupAndRestore(str(run_dir / "resume"), delete_checkpoint=False),
         keras.callbacks.TerminateOnNaN(),
-        CloseMosaic(mosaic_switch, config.epochs, config.close_mosaic),
         SkippedSamplesReport(skipped),
         map_evaluation,
         LastCheckpoint(run_dir / "last.keras"),
