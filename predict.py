@@ -1,7 +1,9 @@
-"""Run a trained detector on images and save them with the detections drawn.
+"""Run a trained detector on images, a folder or a video, and save them with the detections drawn.
 
-Example:
+Examples:
     python predict.py image --run-dir logs/demo --input img.jpg --output out.png
+    python predict.py dir --run-dir logs/demo --input photos/ --output predicted/ --save-json detections.json
+    python predict.py video --run-dir logs/demo --input clip.mp4 --output clip_detected.mp4
 """
 
 from __future__ import annotations
@@ -12,18 +14,36 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--run-dir", "--model", dest="run", required=True, help="run directory or .keras file")
+    common.add_argument("--confidence", type=float, default=0.5, help="minimum score to keep a detection")
+    common.add_argument("--nms-iou", type=float, default=0.45, help="IoU above which NMS removes a box")
+    common.add_argument("--max-detections", type=int, default=100)
+    common.add_argument("--classes", nargs="+", metavar="NAME", help="keep only these classes")
+    common.add_argument("--count", action="store_true", help="print per-class counts (and write counts.json)")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     modes = parser.add_subparsers(dest="mode", required=True)
-    image = modes.add_parser("image", help="detect on one or more image files")
-    image.add_argument("--run-dir", "--model", dest="run", required=True, help="run directory or .keras file")
+    stills = argparse.ArgumentParser(add_help=False)
+    stills.add_argument("--crop", action="store_true", help="also save each detection as <output>/crops/<class>/")
+    stills.add_argument("--save-json", metavar="FILE", help="detections as a COCO results file (image_id = path)")
+    stills.add_argument("--save-txt", metavar="FILE", help="detections as annotation lines")
+    image = modes.add_parser("image", parents=[common, stills], help="detect on one or more image files")
     image.add_argument("--input", nargs="+", required=True, help="image file(s)")
     image.add_argument("--output", required=True,
                        help="output image path (one input) or folder (several inputs)")
-    image.add_argument("--confidence", type=float, default=0.5, help="minimum score to keep a detection")
-    image.add_argument("--nms-iou", type=float, default=0.45, help="IoU above which NMS removes a box")
-    image.add_argument("--max-detections", type=int, default=100)
+    folder = modes.add_parser("dir", parents=[common, stills], help="detect on every image under a folder")
+    folder.add_argument("--input", required=True, help="folder, searched recursively")
+    folder.add_argument("--output", required=True, help="folder; the input's sub-folders are mirrored")
+    folder.add_argument("--batch-size", type=int, default=8)
+    video = modes.add_parser("video", parents=[common], help="detect on a video file or a camera")
+    video.add_argument("--input", required=True, help="video file, or a camera index such as 0")
+    video.add_argument("--output", required=True, help="annotated video (.mp4 or .avi), written at the source fps")
+    video.add_argument("--show", action="store_true", help="also show the frames in a window (needs a display)")
+    video.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
     return parser.parse_args(argv)
 
 
@@ -34,38 +54,132 @@ def output_paths(inputs: list[str], output: str) -> list[Path]:
     return [Path(output) / f"{Path(p).stem}.png" for p in inputs]
 
 
-def run_image(args: argparse.Namespace) -> int:
+def read_images(paths: list[str]) -> dict:
+    """BGR arrays by path; a missing or unreadable file stops before any model is loaded, naming the file."""
     import cv2
 
-    from utils.draw import draw_detections, save_image
-    from utils.evaluation import predict_annotations
-    from utils.runs import load_detector
-
     images = {}
-    for path in args.input:
+    for path in paths:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: image not found")
         images[path] = cv2.imread(path, cv2.IMREAD_COLOR)
         if images[path] is None:
             raise ValueError(f"{path}: not a readable image (corrupt or unsupported format)")
-    model, config = load_detector(args.run)
-    spec = config.model
-    detections, _ = predict_annotations(model, spec.anchor_array(), args.input, batch_size=1,
-                                        score_threshold=args.confidence, iou_threshold=args.nms_iou,
-                                        max_detections=args.max_detections, progress=False,
-                                        box_coding=spec.assigner)
-    for source, target, found in zip(args.input, output_paths(args.input, args.output), detections, strict=True):
-        save_image(target, draw_detections(images[source], found, list(spec.class_names)))
-        counts = ", ".join(f"{spec.class_names[c]} {int((found.classes == c).sum())}"
-                           for c in sorted(set(found.classes.tolist())))
-        print(f"{source}: {len(found.scores)} detections ({counts or 'none'}) -> {target}")
+    return images
+
+
+def detector_for(args: argparse.Namespace):
+    from utils.inference import Detector
+
+    return Detector(args.run, args.confidence, args.nms_iou, args.max_detections, args.classes)
+
+
+def run_stills(args: argparse.Namespace, inputs: list[str], targets: list[Path], batch_size: int) -> int:
+    """Shared by `image` and `dir`: detect, draw, and write the optional crops, counts, JSON and lines."""
+    from utils.detections import write_results_json
+    from utils.draw import draw_detections, save_image
+    from utils.fileio import atomic_write_json
+    from utils.prediction_outputs import count_text, save_crops, write_annotation_lines
+
+    images = read_images(inputs)
+    detector = detector_for(args)
+    detections = detector.detect_paths(inputs, batch_size)
+    names = detector.class_names
+    totals = {name: 0 for name in names}
+    out_root = Path(args.output).parent if Path(args.output).suffix else Path(args.output)
+    for source, target, found in zip(inputs, targets, detections, strict=True):
+        save_image(target, draw_detections(images[source], found, names))
+        for class_id in found.classes:
+            totals[names[int(class_id)]] += 1
+        if args.crop:
+            save_crops(images[source], found, names, out_root / "crops", Path(source).stem)
+        print(f"{source}: {len(found.scores)} detections ({count_text(found, names)}) -> {target}")
+    if args.count:
+        print("total: " + (", ".join(f"{n} {c}" for n, c in totals.items() if c) or "none"))
+        atomic_write_json(out_root / "counts.json", totals)
+    if args.save_json:
+        write_results_json(args.save_json, detections, list(inputs))
+    if args.save_txt:
+        write_annotation_lines(args.save_txt, list(inputs), detections)
+    return 0
+
+
+def run_dir(args: argparse.Namespace) -> int:
+    root = Path(args.input)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: folder not found")
+    inputs = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not inputs:
+        raise ValueError(f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in it or below it")
+    targets = [Path(args.output) / Path(p).relative_to(root) for p in inputs]
+    return run_stills(args, inputs, targets, args.batch_size)
+
+
+def open_video(source: str):
+    import cv2
+
+    capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    if not capture.isOpened():
+        raise FileNotFoundError(f"{source}: cannot open this video file or camera")
+    return capture
+
+
+def run_video(args: argparse.Namespace) -> int:
+    import cv2
+
+    from utils.draw import draw_detections
+    from utils.prediction_outputs import count_text
+
+    capture = open_video(args.input)
+    detector = detector_for(args)
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    show = args.show and bool(os.environ.get("DISPLAY") or os.name == "nt")
+    if args.show and not show:
+        print("--show: no display here; writing the video only")
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.stem}.partial{output.suffix}")  # renamed when complete
+    writer = None
+    frames = 0
+    try:
+        while not args.max_frames or frames < args.max_frames:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            found = detector.detect_rgb(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            drawn = draw_detections(frame, found, detector.class_names)
+            if writer is None:
+                fourcc = cv2.VideoWriter_fourcc(*("MJPG" if output.suffix.lower() == ".avi" else "mp4v"))
+                writer = cv2.VideoWriter(str(partial), fourcc, fps, (frame.shape[1], frame.shape[0]))
+            writer.write(drawn)
+            frames += 1
+            if args.count:
+                print(f"frame {frames}: {count_text(found, detector.class_names)}")
+            if show:
+                cv2.imshow("EffYOLO", drawn)
+                if cv2.waitKey(1) & 0xFF == ord("q"):
+                    break
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+        if show:
+            cv2.destroyAllWindows()
+    if frames == 0:
+        raise ValueError(f"{args.input}: no frame could be read")
+    os.replace(partial, output)
+    print(f"{args.input}: {frames} frames at {fps:g} fps -> {output}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.mode == "image":
-        return run_image(args)
+        return run_stills(args, list(args.input), output_paths(args.input, args.output), batch_size=1)
+    if args.mode == "dir":
+        return run_dir(args)
+    if args.mode == "video":
+        return run_video(args)
     raise AssertionError(args.mode)
 
 

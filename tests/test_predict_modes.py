@@ -1,0 +1,82 @@
+"""predict.py dir and video modes and the common output flags, on a tiny untrained detector."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+import predict
+from tests.conftest import write_image
+from utils.annotations import read_annotations
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A run directory with an untrained ShuffleNet-x0.5 + YOLOv5 detector at 64 px and two classes."""
+    from nets.yolo import build_yolo
+    from utils.config import ModelSpec, TrainConfig, save_config
+
+    run = tmp_path_factory.mktemp("tiny_run")
+    anchors = tuple((float(w), float(h)) for w, h in np.linspace(4, 60, 18).reshape(9, 2))
+    spec = ModelSpec(backbone="shufflenetv2-x0.5", neck="yolov5", class_names=("cat", "dog"), anchors=anchors,
+                     input_size=64, assigner="v5")
+    save_config(TrainConfig(train="-", val="-", run_dir=str(run), model=spec), run / "config.json")
+    build_yolo(spec.backbone, spec.neck, 2, input_shape=spec.input_shape).save(run / "best.keras")
+    return run
+
+
+def test_dir_mode_mirrors_folders_and_writes_every_output(tiny_run, tmp_path, capsys):
+    source = tmp_path / "photos"
+    paths = [write_image(source / "a.jpg", 60, 80), write_image(source / "b.png", 50, 50, seed=1),
+             write_image(source / "sub" / "c.jpg", 70, 40, seed=2)]
+    (source / "notes.txt").write_text("not an image")
+    out = tmp_path / "predicted"
+    assert predict.main(["dir", "--run-dir", str(tiny_run), "--input", str(source), "--output", str(out),
+                         "--confidence", "1e-6", "--classes", "dog", "--crop", "--count",
+                         "--save-json", str(tmp_path / "d.json"), "--save-txt", str(tmp_path / "d.txt")]) == 0
+    for path in paths:
+        assert (out / path.relative_to(source)).is_file()
+    entries = json.loads((tmp_path / "d.json").read_text())
+    assert entries and {e["category_id"] for e in entries} == {1}  # only "dog"
+    assert {e["image_id"] for e in entries} <= {str(p) for p in paths}
+    lines = read_annotations(tmp_path / "d.txt")[0]
+    assert [a.image_path for a in lines] == sorted(str(p) for p in paths)
+    assert sum(len(a.boxes) for a in lines) == len(entries)
+    counts = json.loads((out / "counts.json").read_text())
+    assert counts == {"cat": 0, "dog": len(entries)}
+    crops = list((out / "crops" / "dog").glob("*.jpg"))
+    assert 0 < len(crops) <= len(entries) and not (out / "crops" / "cat").exists()
+    assert f"total: dog {len(entries)}" in capsys.readouterr().out
+
+
+def test_video_mode_writes_every_frame_at_the_source_fps(tiny_run, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 12.0, (80, 64))
+    for frame in range(7):
+        image = np.full((64, 80, 3), 40, np.uint8)
+        cv2.rectangle(image, (5 + 5 * frame, 10), (30 + 5 * frame, 40), (0, 200, 255), -1)
+        writer.write(image)
+    writer.release()
+    out = tmp_path / "out" / "detected.mp4"
+    assert predict.main(["video", "--run-dir", str(tiny_run), "--input", str(clip), "--output", str(out),
+                         "--confidence", "1e-6", "--show"]) == 0
+    written = cv2.VideoCapture(str(out))
+    assert written.get(cv2.CAP_PROP_FPS) == pytest.approx(12.0)
+    assert int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == 7
+    ok, frame = written.read()
+    assert ok and frame.shape == (64, 80, 3)
+    assert not list(out.parent.glob(".*partial*"))  # written beside, then renamed
+
+
+def test_bad_inputs_are_named(tiny_run, tmp_path):
+    with pytest.raises(ValueError, match="--classes horse: not among the model's classes"):
+        predict.main(["dir", "--run-dir", str(tiny_run), "--input", str(write_image(tmp_path / "x" / "a.jpg").parent),
+                      "--output", str(tmp_path / "o"), "--classes", "horse"])
+    with pytest.raises(FileNotFoundError, match="nothing.mp4: cannot open"):
+        predict.main(["video", "--run-dir", str(tiny_run), "--input", str(tmp_path / "nothing.mp4"),
+                      "--output", str(tmp_path / "o.mp4")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty: no images"):
+        predict.main(["dir", "--run-dir", str(tiny_run), "--input", str(tmp_path / "empty"),
+                      "--output", str(tmp_path / "o")])
