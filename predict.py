@@ -1,9 +1,11 @@
-"""Run a trained detector on images, a folder or a video, and save them with the detections drawn.
+"""Run a trained detector on images, a folder or a video (drawn detections), time it, or draw its heatmaps.
 
 Examples:
     python predict.py image --run-dir logs/demo --input img.jpg --output out.png
     python predict.py dir --run-dir logs/demo --input photos/ --output predicted/ --save-json detections.json
     python predict.py video --run-dir logs/demo --input clip.mp4 --output clip_detected.mp4
+    python predict.py fps --run-dir logs/demo --batch-sizes 1 8 --runtimes eager graph xla
+    python predict.py heatmap --run-dir logs/demo --input img.jpg --output img_heat.png
 """
 
 from __future__ import annotations
@@ -44,6 +46,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     video.add_argument("--output", required=True, help="annotated video (.mp4 or .avi), written at the source fps")
     video.add_argument("--show", action="store_true", help="also show the frames in a window (needs a display)")
     video.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
+    model_only = argparse.ArgumentParser(add_help=False)
+    model_only.add_argument("--run-dir", "--model", dest="run", required=True, help="run directory or .keras file")
+    fps = modes.add_parser("fps", parents=[model_only], help="latency table: runtimes × batch sizes")
+    fps.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    fps.add_argument("--runtimes", nargs="+", choices=["eager", "graph", "xla"], default=["eager", "graph"],
+                     help="xla is opt-in: measure before enabling it (on some CPUs it is slower)")
+    fps.add_argument("--runs", type=int, default=20, help="timed calls per cell (after 3 warm-up calls)")
+    heatmap = modes.add_parser("heatmap", parents=[model_only], help="objectness heatmaps per output level")
+    heatmap.add_argument("--input", nargs="+", required=True, help="image file(s)")
+    heatmap.add_argument("--output", required=True, help="output image path (one input) or folder")
     return parser.parse_args(argv)
 
 
@@ -172,8 +184,42 @@ def run_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_fps(args: argparse.Namespace) -> int:
+    from utils.runs import load_detector
+    from utils.speed import detector_latency, format_timings
+
+    model, config = load_detector(args.run)
+    timings = detector_latency(model, config.model.anchor_array(), config.model.assigner, args.batch_sizes,
+                               args.runtimes, runs=args.runs)
+    size = config.model.input_size
+    print(f"{config.model.backbone} + {config.model.neck}, {size}×{size}, post-processing included; "
+          f"medians of {args.runs} calls")
+    print(format_timings(timings))
+    return 0
+
+
+def run_heatmap(args: argparse.Namespace) -> int:
+    import cv2
+
+    from utils.draw import save_image
+    from utils.heatmap import heatmap_panels, objectness_maps
+    from utils.runs import load_detector
+
+    images = read_images(args.input)
+    model, _ = load_detector(args.run)
+    for source, target in zip(args.input, output_paths(args.input, args.output), strict=True):
+        maps = objectness_maps(model, cv2.cvtColor(images[source], cv2.COLOR_BGR2RGB))
+        save_image(target, heatmap_panels(images[source], maps))
+        print(f"{source}: objectness max per level " + " / ".join(f"{m.max():.2f}" for m in maps) + f" -> {target}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.mode == "fps":
+        return run_fps(args)
+    if args.mode == "heatmap":
+        return run_heatmap(args)
     if args.mode == "image":
         return run_stills(args, list(args.input), output_paths(args.input, args.output), batch_size=1)
     if args.mode == "dir":

@@ -80,3 +80,25 @@ def test_bad_inputs_are_named(tiny_run, tmp_path):
     with pytest.raises(ValueError, match="empty: no images"):
         predict.main(["dir", "--run-dir", str(tiny_run), "--input", str(tmp_path / "empty"),
                       "--output", str(tmp_path / "o")])
+
+
+def test_fps_prints_a_row_per_runtime_and_batch(tiny_run, capsys):
+    assert predict.main(["fps", "--run-dir", str(tiny_run), "--batch-sizes", "1", "2", "--runtimes", "eager",
+                         "graph", "--runs", "2"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("| eager", "| graph"))]
+    assert [row.split("|")[1:3] for row in rows] == [[" eager ", " 1 "], [" eager ", " 2 "], [" graph ", " 1 "],
+                                                     [" graph ", " 2 "]]
+    assert all(float(row.split("|")[3]) > 0 for row in rows)
+
+
+def test_heatmap_panels_cover_the_image_per_level(tiny_run, tmp_path):
+    from utils.heatmap import objectness_maps
+    from utils.runs import load_detector
+
+    image = write_image(tmp_path / "wide.jpg", 40, 100)
+    out = tmp_path / "heat.png"
+    assert predict.main(["heatmap", "--run-dir", str(tiny_run), "--input", str(image), "--output", str(out)]) == 0
+    assert cv2.imread(str(out)).shape == (40, 400, 3)  # the image and three levels side by side
+    maps = objectness_maps(load_detector(tiny_run)[0], np.zeros((40, 100, 3), np.uint8))
+    assert [m.shape for m in maps] == [(40, 100)] * 3
+    assert all(0 <= m.min() and m.max() <= 1 for m in maps)

@@ -1,0 +1,67 @@
+"""Latency of the whole detector (model, decoding, NMS, inverse letterbox) in eager, graph and XLA modes."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from utils.bbox import postprocess
+
+
+@dataclass(frozen=True)
+class Timing:
+    runtime: str
+    batch: int
+    median_ms: float
+    p90_ms: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.batch / self.median_ms * 1000
+
+
+def time_calls(call: Callable[[], object], runs: int, warmup: int) -> list[float]:
+    """Milliseconds of each of `runs` calls after `warmup` untimed ones (results forced to host)."""
+    for _ in range(warmup):
+        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, call())
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, call())
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def detector_latency(model: keras.Model, anchors: np.ndarray, box_coding: str, batches: list[int],
+                     runtimes: list[str], runs: int = 20, warmup: int = 3) -> list[Timing]:
+    """Median and 90th-percentile latency per runtime ("eager", "graph", "xla") and batch size, post-processing
+    included, on letterboxed random images (the model's cost does not depend on the pixels)."""
+    input_hw = tuple(int(v) for v in model.input_shape[1:3])
+    anchors_tensor = tf.constant(anchors, tf.float32)
+
+    def detect(images: tf.Tensor, image_hw: tf.Tensor) -> dict[str, tf.Tensor]:
+        return postprocess(model(images, training=False), anchors_tensor, image_hw, input_hw,
+                           score_threshold=0.25, box_coding=box_coding)
+
+    functions = {"eager": detect, "graph": tf.function(detect), "xla": tf.function(detect, jit_compile=True)}
+    results = []
+    for runtime in runtimes:
+        for batch in batches:
+            images = tf.random.uniform((batch, *input_hw, 3), 0, 255)
+            image_hw = tf.tile(tf.constant([[480, 640]]), [batch, 1])
+            times = time_calls(lambda f=functions[runtime], x=images, s=image_hw: f(x, s), runs, warmup)
+            results.append(Timing(runtime, batch, statistics.median(times), float(np.percentile(times, 90))))
+    return results
+
+
+def format_timings(timings: list[Timing]) -> str:
+    rows = ["| runtime | batch | median ms | p90 ms | images/s |", "|---|---:|---:|---:|---:|"]
+    rows += [f"| {t.runtime} | {t.batch} | {t.median_ms:.1f} | {t.p90_ms:.1f} | {t.images_per_second:.1f} |"
+             for t in timings]
+    return "\n".join(rows)
