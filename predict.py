@@ -56,6 +56,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     heatmap = modes.add_parser("heatmap", parents=[model_only], help="objectness heatmaps per output level")
     heatmap.add_argument("--input", nargs="+", required=True, help="image file(s)")
     heatmap.add_argument("--output", required=True, help="output image path (one input) or folder")
+    export = modes.add_parser("export", parents=[model_only],
+                              help="SavedModel with pre/post-processing, checked against the Keras model")
+    export.add_argument("--format", choices=["saved_model"], default="saved_model",
+                        help="ONNX and LiteRT are not built yet")
+    export.add_argument("--output", required=True, help="folder to write the SavedModel into")
+    export.add_argument("--confidence", type=float, default=0.25, help="score threshold baked into the export")
+    export.add_argument("--nms-iou", type=float, default=0.45)
+    export.add_argument("--max-detections", type=int, default=100)
+    export.add_argument("--check-images", nargs="*", default=None,
+                        help="images for the parity check (default: up to 4 from the run's validation lines)")
     return parser.parse_args(argv)
 
 
@@ -214,8 +224,47 @@ def run_heatmap(args: argparse.Namespace) -> int:
     return 0
 
 
+def parity_images(args: argparse.Namespace, config) -> list[str]:
+    """The images the export is checked on: those given, else up to four existing validation images."""
+    if args.check_images:
+        return list(args.check_images)
+    from utils.annotations import read_annotations
+
+    try:
+        annotations = read_annotations(config.val, strict=False)[0]
+    except (FileNotFoundError, ValueError):
+        return []
+    return [a.image_path for a in annotations if Path(a.image_path).is_file()][:4]
+
+
+def run_export(args: argparse.Namespace) -> int:
+    import cv2
+    import numpy as np
+
+    from utils.export import compare, export_saved_model, run_saved_model
+    from utils.inference import Detector
+
+    detector = Detector(args.run, args.confidence, args.nms_iou, args.max_detections)
+    export_saved_model(detector.model, detector.anchors, detector.box_coding, args.output, args.confidence,
+                       args.nms_iou, args.max_detections)
+    paths = parity_images(args, detector.config)
+    images = [cv2.cvtColor(image, cv2.COLOR_BGR2RGB) for image in read_images(paths).values()]
+    if not images:
+        print("no images for the parity check: checking on two random images")
+        images = [np.random.default_rng(i).integers(0, 255, (300, 400, 3), dtype=np.uint8) for i in range(2)]
+    exported = run_saved_model(args.output)
+    parity = compare([detector.detect_rgb(image) for image in images], [exported(image) for image in images])
+    verdict = "passed" if parity.passed() else "FAILED"
+    print(f"exported {args.output}; parity on {parity.images} images: max box difference "
+          f"{parity.max_box_difference:.3f} px, same classes {parity.same_classes}, same counts "
+          f"{parity.same_counts} -> {verdict}")
+    return 0 if parity.passed() else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.mode == "export":
+        return run_export(args)
     if args.mode == "fps":
         return run_fps(args)
     if args.mode == "heatmap":

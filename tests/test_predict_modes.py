@@ -102,3 +102,36 @@ def test_heatmap_panels_cover_the_image_per_level(tiny_run, tmp_path):
     maps = objectness_maps(load_detector(tiny_run)[0], np.zeros((40, 100, 3), np.uint8))
     assert [m.shape for m in maps] == [(40, 100)] * 3
     assert all(0 <= m.min() and m.max() <= 1 for m in maps)
+
+
+def test_saved_model_export_matches_the_keras_model(tiny_run, tmp_path, capsys):
+    images = [str(write_image(tmp_path / f"{i}.jpg", 50 + 10 * i, 70, seed=i)) for i in range(3)]
+    out = tmp_path / "exported"
+    assert predict.main(["export", "--run-dir", str(tiny_run), "--output", str(out), "--confidence", "1e-6",
+                         "--check-images", *images]) == 0
+    printed = capsys.readouterr().out
+    assert "parity on 3 images" in printed and "-> passed" in printed
+    # The export runs on its own: a batch of two same-size uint8 images, boxes inside those images.
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(out))
+    batch = np.stack([cv2.cvtColor(cv2.imread(images[0]), cv2.COLOR_BGR2RGB)] * 2)
+    result = loaded.serve(tf.constant(batch))
+    count = int(result["count"][0])
+    assert count > 0 and int(result["count"][1]) == count
+    boxes = result["boxes"].numpy()[0, :count]
+    assert boxes.min() >= 0 and boxes[:, [0, 2]].max() <= 70 and boxes[:, [1, 3]].max() <= 50
+    np.testing.assert_allclose(result["boxes"].numpy()[0], result["boxes"].numpy()[1], atol=1e-4)
+
+
+def test_parity_check_fails_on_a_moved_box_or_a_changed_class():
+    from utils.detections import Detections
+    from utils.export import compare
+
+    def found(box, class_id):
+        return Detections(np.array([box], float), np.array([0.9]), np.array([class_id]))
+
+    assert compare([found([0, 0, 10, 10], 1)], [found([0.5, 0, 10, 10], 1)]).passed()
+    assert not compare([found([0, 0, 10, 10], 1)], [found([2, 0, 10, 10], 1)]).passed()  # 2 px > 1 px
+    assert not compare([found([0, 0, 10, 10], 1)], [found([0, 0, 10, 10], 0)]).passed()
+    assert not compare([found([0, 0, 10, 10], 1)], [Detections(np.zeros((0, 4)), np.zeros(0), np.zeros(0))]).passed()

@@ -98,8 +98,9 @@ def letterbox_params(image_hw: tf.Tensor, input_hw: tuple[int, int]) -> tuple[tf
 
 
 def letterbox_image(image: tf.Tensor, input_hw: tuple[int, int], fill: float = 128.0) -> tf.Tensor:
-    """Resize (H, W, 3) to fit `input_hw` keeping the aspect ratio, centred on a `fill` canvas; float32 0–255."""
-    image_hw = tf.shape(image)[:2]
+    """Resize (H, W, 3) — or a batch (B, H, W, 3) of one size — to fit `input_hw` keeping the aspect ratio,
+    centred on a `fill` canvas; float32 0–255."""
+    image_hw = tf.shape(image)[-3:-1]
     scale, offset = letterbox_params(image_hw, input_hw)
     new_hw = tf.cast(tf.round(tf.cast(image_hw, tf.float32) * scale), tf.int32)
     resized = tf.image.resize(tf.cast(image, tf.float32), new_hw, method="bilinear")

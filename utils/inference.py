@@ -25,8 +25,8 @@ class Detector:
 
     def __init__(self, run: str | Path, confidence: float = 0.5, nms_iou: float = 0.45, max_detections: int = 100,
                  class_filter: list[str] | None = None) -> None:
-        self.model, config = load_detector(run)
-        spec = config.model
+        self.model, self.config = load_detector(run)
+        spec = self.config.model
         self.class_names = list(spec.class_names)
         self.anchors, self.box_coding = spec.anchor_array(), spec.assigner
         self.confidence, self.nms_iou, self.max_detections = confidence, nms_iou, max_detections

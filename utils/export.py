@@ -1,0 +1,82 @@
+"""Export a trained detector with its pre- and post-processing, and check the export against the Keras model.
+
+The exported endpoint `serve` maps a batch of uint8 RGB images of one size, (B, H, W, 3) with any H and W, to
+boxes (B, K, 4) x1, y1, x2, y2 in those images' pixels, scores (B, K), classes (B, K) and count (B,).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from utils.bbox import letterbox_image, postprocess
+from utils.detections import Detections
+
+EXPORT_FORMATS = ("saved_model",)
+
+
+def inference_function(model: keras.Model, anchors: np.ndarray, box_coding: str, confidence: float,
+                       nms_iou: float, max_detections: int):
+    """The exported computation as a plain function of a uint8 image batch."""
+    input_hw = tuple(int(v) for v in model.input_shape[1:3])
+    anchors = tf.constant(anchors, tf.float32)
+
+    def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        batch = tf.shape(images)[0]
+        image_hw = tf.tile(tf.shape(images)[1:3][None], [batch, 1])
+        outputs = model(letterbox_image(images, input_hw), training=False)
+        return postprocess(outputs, anchors, image_hw, input_hw, confidence, nms_iou, max_detections, box_coding)
+
+    return serve
+
+
+def export_saved_model(model: keras.Model, anchors: np.ndarray, box_coding: str, path: str | Path,
+                       confidence: float = 0.25, nms_iou: float = 0.45, max_detections: int = 100) -> None:
+    """Write a SavedModel through Keras' `ExportArchive` with the `serve` endpoint described above."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(name="serve",
+                         fn=inference_function(model, anchors, box_coding, confidence, nms_iou, max_detections),
+                         input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+    archive.write_out(str(path), verbose=False)
+
+
+def run_saved_model(path: str | Path):
+    """Load an exported SavedModel; returns a function image_rgb (H, W, 3) uint8 → `Detections`."""
+    loaded = tf.saved_model.load(str(path))
+
+    def detect(image_rgb: np.ndarray) -> Detections:
+        result = {k: v.numpy() for k, v in loaded.serve(tf.constant(image_rgb[None], tf.uint8)).items()}
+        count = int(result["count"][0])
+        return Detections(result["boxes"][0, :count], result["scores"][0, :count], result["classes"][0, :count])
+
+    return detect
+
+
+@dataclass(frozen=True)
+class Parity:
+    """Exported model against the Keras model on the same images."""
+
+    images: int
+    max_box_difference: float  # pixels, over detections paired by rank
+    same_classes: bool
+    same_counts: bool
+
+    def passed(self, tolerance: float = 1.0) -> bool:
+        return self.same_counts and self.same_classes and self.max_box_difference <= tolerance
+
+
+def compare(reference: list[Detections], exported: list[Detections]) -> Parity:
+    difference, classes, counts = 0.0, True, True
+    for ours, theirs in zip(reference, exported, strict=True):
+        if len(ours.scores) != len(theirs.scores):
+            counts = False
+            continue
+        if len(ours.scores):
+            difference = max(difference, float(np.abs(ours.boxes - theirs.boxes).max()))
+            classes &= bool(np.array_equal(ours.classes, theirs.classes))
+    return Parity(len(reference), difference, classes, counts)
