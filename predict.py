@@ -53,14 +53,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     fps.add_argument("--runtimes", nargs="+", choices=["eager", "graph", "xla"], default=["eager", "graph"],
                      help="xla is opt-in: measure before enabling it (on some CPUs it is slower)")
     fps.add_argument("--runs", type=int, default=20, help="timed calls per cell (after 3 warm-up calls)")
+    fps.add_argument("--saved-model", help="also time this exported SavedModel (predict.py export)")
+    fps.add_argument("--onnx", help="also time this ONNX export in ONNX Runtime")
     heatmap = modes.add_parser("heatmap", parents=[model_only], help="objectness heatmaps per output level")
     heatmap.add_argument("--input", nargs="+", required=True, help="image file(s)")
     heatmap.add_argument("--output", required=True, help="output image path (one input) or folder")
     export = modes.add_parser("export", parents=[model_only],
                               help="SavedModel with pre/post-processing, checked against the Keras model")
-    export.add_argument("--format", choices=["saved_model"], default="saved_model",
-                        help="ONNX and LiteRT are not built yet")
-    export.add_argument("--output", required=True, help="folder to write the SavedModel into")
+    export.add_argument("--format", choices=["saved_model", "onnx"], default="saved_model",
+                        help="LiteRT is not built yet")
+    export.add_argument("--output", required=True, help="SavedModel folder, or .onnx file")
     export.add_argument("--confidence", type=float, default=0.25, help="score threshold baked into the export")
     export.add_argument("--nms-iou", type=float, default=0.45)
     export.add_argument("--max-detections", type=int, default=100)
@@ -196,11 +198,24 @@ def run_video(args: argparse.Namespace) -> int:
 
 def run_fps(args: argparse.Namespace) -> int:
     from utils.runs import load_detector
-    from utils.speed import detector_latency, format_timings
+    from utils.speed import detector_latency, exported_latency, format_timings
 
     model, config = load_detector(args.run)
     timings = detector_latency(model, config.model.anchor_array(), config.model.assigner, args.batch_sizes,
                                args.runtimes, runs=args.runs)
+    input_hw = (config.model.input_size, config.model.input_size)
+    if args.saved_model:
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(args.saved_model)
+        timings += exported_latency("saved_model", lambda x: loaded.serve(tf.constant(x)), input_hw,
+                                    args.batch_sizes, args.runs)
+    if args.onnx:
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(args.onnx, providers=["CPUExecutionProvider"])
+        timings += exported_latency("onnxruntime", lambda x: session.run(None, {"images": x}), input_hw,
+                                    args.batch_sizes, args.runs)
     size = config.model.input_size
     print(f"{config.model.backbone} + {config.model.neck}, {size}×{size}, post-processing included; "
           f"medians of {args.runs} calls")
@@ -238,24 +253,31 @@ def parity_images(args: argparse.Namespace, config) -> list[str]:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
     import cv2
     import numpy as np
 
-    from utils.export import compare, export_saved_model, run_saved_model
+    from utils.export import compare, export_onnx, export_saved_model, run_onnx, run_saved_model
     from utils.inference import Detector
 
     detector = Detector(args.run, args.confidence, args.nms_iou, args.max_detections)
-    export_saved_model(detector.model, detector.anchors, detector.box_coding, args.output, args.confidence,
+    saved_model = args.output if args.format == "saved_model" else tempfile.mkdtemp(prefix="effyolo_export_")
+    export_saved_model(detector.model, detector.anchors, detector.box_coding, saved_model, args.confidence,
                        args.nms_iou, args.max_detections)
+    if args.format == "onnx":
+        export_onnx(saved_model, args.output)
+        shutil.rmtree(saved_model, ignore_errors=True)
     paths = parity_images(args, detector.config)
     images = [cv2.cvtColor(image, cv2.COLOR_BGR2RGB) for image in read_images(paths).values()]
     if not images:
         print("no images for the parity check: checking on two random images")
         images = [np.random.default_rng(i).integers(0, 255, (300, 400, 3), dtype=np.uint8) for i in range(2)]
-    exported = run_saved_model(args.output)
+    exported = run_saved_model(args.output) if args.format == "saved_model" else run_onnx(args.output)
     parity = compare([detector.detect_rgb(image) for image in images], [exported(image) for image in images])
     verdict = "passed" if parity.passed() else "FAILED"
-    print(f"exported {args.output}; parity on {parity.images} images: max box difference "
+    print(f"exported {args.output} ({args.format}); parity on {parity.images} images: max box difference "
           f"{parity.max_box_difference:.3f} px, same classes {parity.same_classes}, same counts "
           f"{parity.same_counts} -> {verdict}")
     return 0 if parity.passed() else 1

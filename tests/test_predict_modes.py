@@ -135,3 +135,18 @@ def test_parity_check_fails_on_a_moved_box_or_a_changed_class():
     assert not compare([found([0, 0, 10, 10], 1)], [found([2, 0, 10, 10], 1)]).passed()  # 2 px > 1 px
     assert not compare([found([0, 0, 10, 10], 1)], [found([0, 0, 10, 10], 0)]).passed()
     assert not compare([found([0, 0, 10, 10], 1)], [Detections(np.zeros((0, 4)), np.zeros(0), np.zeros(0))]).passed()
+
+
+def test_onnx_export_runs_in_onnx_runtime_and_matches(tiny_run, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    images = [str(write_image(tmp_path / f"{i}.jpg", 60, 80, seed=i)) for i in range(2)]
+    out = tmp_path / "model.onnx"
+    code = predict.main(["export", "--run-dir", str(tiny_run), "--format", "onnx", "--output", str(out),
+                         "--confidence", "1e-6", "--max-detections", "3", "--check-images", *images])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert out.is_file() and "(onnx); parity on 2 images" in printed and "-> passed" in printed
+    assert predict.main(["fps", "--run-dir", str(tiny_run), "--runtimes", "graph", "--batch-sizes", "1", "2",
+                         "--runs", "2", "--onnx", str(out)]) == 0
+    rows = [line.split("|")[1:3] for line in capsys.readouterr().out.splitlines() if line.startswith("| onnx")]
+    assert rows == [[" onnxruntime ", " 1 "], [" onnxruntime ", " 2 "]]

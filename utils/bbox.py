@@ -92,7 +92,7 @@ def letterbox_params(image_hw: tf.Tensor, input_hw: tuple[int, int]) -> tuple[tf
     image_hw = tf.cast(image_hw, tf.float32)
     target = tf.constant(input_hw, tf.float32)
     scale = tf.reduce_min(target / image_hw, axis=-1)
-    new_hw = tf.round(image_hw * scale[..., None])
+    new_hw = tf.round(image_hw * tf.expand_dims(scale, -1))
     offset_yx = tf.floor((target - new_hw) / 2)
     return scale, tf.reverse(offset_yx, axis=[-1])
 

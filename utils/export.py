@@ -1,5 +1,8 @@
 """Export a trained detector with its pre- and post-processing, and check the export against the Keras model.
 
+SavedModel goes through Keras' `ExportArchive`. ONNX converts that SavedModel with tf2onnx (Keras' own
+`export(format="onnx")` covers the bare model only, not an endpoint with letterbox and NMS).
+
 The exported endpoint `serve` maps a batch of uint8 RGB images of one size, (B, H, W, 3) with any H and W, to
 boxes (B, K, 4) x1, y1, x2, y2 in those images' pixels, scores (B, K), classes (B, K) and count (B,).
 """
@@ -16,7 +19,7 @@ import tensorflow as tf
 from utils.bbox import letterbox_image, postprocess
 from utils.detections import Detections
 
-EXPORT_FORMATS = ("saved_model",)
+EXPORT_FORMATS = ("saved_model", "onnx")
 
 
 def inference_function(model: keras.Model, anchors: np.ndarray, box_coding: str, confidence: float,
@@ -80,3 +83,31 @@ def compare(reference: list[Detections], exported: list[Detections]) -> Parity:
             difference = max(difference, float(np.abs(ours.boxes - theirs.boxes).max()))
             classes &= bool(np.array_equal(ours.classes, theirs.classes))
     return Parity(len(reference), difference, classes, counts)
+
+
+def export_onnx(saved_model: str | Path, path: str | Path, opset: int = 17) -> None:
+    """Convert an exported SavedModel's `serve` endpoint to ONNX with tf2onnx's converter (a subprocess: it
+    configures TensorFlow's logging and graph state for itself)."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved_model), "--signature_def",
+               "serve", "--opset", str(opset), "--output", str(path)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0 or not Path(path).is_file():
+        raise RuntimeError(f"{path}: ONNX conversion failed:\n{result.stderr[-3000:]}")
+
+
+def run_onnx(path: str | Path):
+    """Load an ONNX export into ONNX Runtime (CPU); returns a function image_rgb (H, W, 3) uint8 → `Detections`."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [output.name for output in session.get_outputs()]
+
+    def detect(image_rgb: np.ndarray) -> Detections:
+        result = dict(zip(names, session.run(None, {"images": image_rgb[None].astype(np.uint8)}), strict=True))
+        count = int(result["count"][0])
+        return Detections(result["boxes"][0, :count], result["scores"][0, :count], result["classes"][0, :count])
+
+    return detect

@@ -65,3 +65,15 @@ def format_timings(timings: list[Timing]) -> str:
     rows += [f"| {t.runtime} | {t.batch} | {t.median_ms:.1f} | {t.p90_ms:.1f} | {t.images_per_second:.1f} |"
              for t in timings]
     return "\n".join(rows)
+
+
+def exported_latency(runtime: str, serve: Callable[[np.ndarray], object], input_hw: tuple[int, int],
+                     batches: list[int], runs: int = 20, warmup: int = 3) -> list[Timing]:
+    """Latency of an exported model's `serve` on uint8 batches of `input_hw` images (letterbox is then a no-op
+    resize, as for images already at the model's size)."""
+    results = []
+    for batch in batches:
+        images = np.random.default_rng(0).integers(0, 255, (batch, *input_hw, 3), dtype=np.uint8)
+        times = time_calls(lambda x=images: serve(x), runs, warmup)
+        results.append(Timing(runtime, batch, statistics.median(times), float(np.percentile(times, 90))))
+    return results
