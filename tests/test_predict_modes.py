@@ -14,15 +14,23 @@ from utils.annotations import read_annotations
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A run directory with an untrained ShuffleNet-x0.5 + YOLOv5 detector at 64 px and two classes."""
+    import keras
+
     from nets.yolo import build_yolo
     from utils.config import ModelSpec, TrainConfig, save_config
 
+    keras.utils.set_random_seed(0)  # fixed weights: the exports are compared on the same, reproducible scores
     run = tmp_path_factory.mktemp("tiny_run")
     anchors = tuple((float(w), float(h)) for w, h in np.linspace(4, 60, 18).reshape(9, 2))
     spec = ModelSpec(backbone="shufflenetv2-x0.5", neck="yolov5", class_names=("cat", "dog"), anchors=anchors,
                      input_size=64, assigner="v5")
     save_config(TrainConfig(train="-", val="-", run_dir=str(run), model=spec), run / "config.json")
-    build_yolo(spec.backbone, spec.neck, 2, input_shape=spec.input_shape).save(run / "best.keras")
+    model = build_yolo(spec.backbone, spec.neck, 2, input_shape=spec.input_shape)
+    for layer in model.layers:  # spread the untrained logits so detections have distinct scores (no NMS ties)
+        if layer.name.endswith("_pred"):
+            kernel, bias = layer.get_weights()
+            layer.set_weights([kernel * 30, bias])
+    model.save(run / "best.keras")
     return run
 
 
@@ -150,3 +158,14 @@ def test_onnx_export_runs_in_onnx_runtime_and_matches(tiny_run, tmp_path, capsys
                          "--runs", "2", "--onnx", str(out)]) == 0
     rows = [line.split("|")[1:3] for line in capsys.readouterr().out.splitlines() if line.startswith("| onnx")]
     assert rows == [[" onnxruntime ", " 1 "], [" onnxruntime ", " 2 "]]
+
+
+def test_parity_pairs_tied_detections_by_box_not_rank():
+    from utils.detections import Detections
+    from utils.export import compare
+
+    boxes = np.array([[0, 0, 10, 10], [20, 20, 40, 40]], float)
+    ours = Detections(boxes, np.array([0.5, 0.5]), np.array([0, 1]))
+    swapped = Detections(boxes[::-1] + 0.2, np.array([0.5, 0.5]), np.array([1, 0]))
+    parity = compare([ours], [swapped])
+    assert parity.passed() and parity.max_box_difference == pytest.approx(0.2)

@@ -74,14 +74,23 @@ class Parity:
 
 
 def compare(reference: list[Detections], exported: list[Detections]) -> Parity:
+    """Pair each reference detection with the closest unpaired exported detection of the same class (detections
+    whose scores tie to 1e-7 may come out of NMS in either order, so pairs are found by box, not by rank)."""
     difference, classes, counts = 0.0, True, True
     for ours, theirs in zip(reference, exported, strict=True):
         if len(ours.scores) != len(theirs.scores):
             counts = False
             continue
-        if len(ours.scores):
-            difference = max(difference, float(np.abs(ours.boxes - theirs.boxes).max()))
-            classes &= bool(np.array_equal(ours.classes, theirs.classes))
+        free = np.ones(len(theirs.scores), bool)
+        for box, class_id in zip(ours.boxes, ours.classes, strict=True):
+            candidates = np.flatnonzero(free & (theirs.classes == class_id))
+            if len(candidates) == 0:
+                classes = False
+                continue
+            distances = np.abs(theirs.boxes[candidates] - box).max(axis=1)
+            best = candidates[np.argmin(distances)]
+            free[best] = False
+            difference = max(difference, float(distances.min()))
     return Parity(len(reference), difference, classes, counts)
 
 
