@@ -15,21 +15,30 @@ from utils.map import evaluate_detections
 from utils.sample_check import find_unreadable
 
 
-def make_detect_fn(
+def detection_function(
     model: keras.Model, anchors: np.ndarray, score_threshold: float, iou_threshold: float, max_detections: int,
     box_coding: str = "v3",
 ):
-    """A graph function: (letterboxed images, original (H, W)) → padded detections (see `bbox.postprocess`)."""
+    """(letterboxed images, original (H, W)) → padded detections (see `bbox.postprocess`), as a plain function:
+    eager as it is, or wrapped by `tf.function`, XLA or an export archive."""
     input_hw = tuple(int(v) for v in model.input_shape[1:3])
     anchors = tf.constant(anchors, tf.float32)
 
-    @tf.function(reduce_retracing=True)
     def detect(images: tf.Tensor, image_hw: tf.Tensor) -> dict[str, tf.Tensor]:
         outputs = model(images, training=False)
         return postprocess(outputs, anchors, image_hw, input_hw, score_threshold, iou_threshold, max_detections,
                            box_coding)
 
     return detect
+
+
+def make_detect_fn(
+    model: keras.Model, anchors: np.ndarray, score_threshold: float, iou_threshold: float, max_detections: int,
+    box_coding: str = "v3",
+):
+    """`detection_function` as a graph function."""
+    return tf.function(detection_function(model, anchors, score_threshold, iou_threshold, max_detections,
+                                          box_coding), reduce_retracing=True)
 
 
 def predict_annotations(
@@ -42,13 +51,12 @@ def predict_annotations(
     max_detections: int = 100,
     progress: bool = True,
     box_coding: str = "v3",
-) -> tuple[list[Detections], list[tuple[int, int]]]:
-    """Detections and original (height, width) for each image, in `image_paths` order."""
+) -> list[Detections]:
+    """Detections for each image, in `image_paths` order."""
     input_hw = tuple(int(v) for v in model.input_shape[1:3])
     detect = make_detect_fn(model, anchors, score_threshold, iou_threshold, max_detections, box_coding)
     dataset = build_inference_dataset(image_paths, input_hw, batch_size)
     detections: list[Detections | None] = [None] * len(image_paths)
-    sizes: list[tuple[int, int] | None] = [None] * len(image_paths)
     bar = tqdm(total=len(image_paths), desc="detecting", unit="img", disable=not progress, leave=False)
     for images, image_hw, indices in dataset:
         result = {key: value.numpy() for key, value in detect(images, image_hw).items()}
@@ -56,10 +64,9 @@ def predict_annotations(
             count = result["count"][row]
             detections[index] = Detections(result["boxes"][row, :count], result["scores"][row, :count],
                                            result["classes"][row, :count])
-            sizes[index] = tuple(int(v) for v in image_hw[row].numpy())
         bar.update(len(indices))
     bar.close()
-    return detections, sizes  # type: ignore[return-value]
+    return detections  # type: ignore[return-value]
 
 
 def detect_annotations(
@@ -85,7 +92,7 @@ def detect_annotations(
     missing += [f"{path}: corrupt or not an image (decoding failed)" for path in sorted(unreadable)]
     if not annotations:
         raise ValueError("none of the annotated images exist and decode")
-    detections, _ = predict_annotations(model, anchors, [a.image_path for a in annotations], batch_size,
+    detections = predict_annotations(model, anchors, [a.image_path for a in annotations], batch_size,
                                         score_threshold, iou_threshold, max_detections, progress, box_coding)
     return annotations, detections, missing
 

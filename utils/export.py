@@ -16,23 +16,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from utils.bbox import letterbox_image, postprocess
+from utils.bbox import letterbox_image
 from utils.detections import Detections
+from utils.evaluation import detection_function
 
 EXPORT_FORMATS = ("saved_model", "onnx")
 
 
 def inference_function(model: keras.Model, anchors: np.ndarray, box_coding: str, confidence: float,
                        nms_iou: float, max_detections: int):
-    """The exported computation as a plain function of a uint8 image batch."""
+    """The exported computation as a plain function of a uint8 image batch: letterbox, then
+    `evaluation.detection_function`."""
     input_hw = tuple(int(v) for v in model.input_shape[1:3])
-    anchors = tf.constant(anchors, tf.float32)
+    detect = detection_function(model, anchors, confidence, nms_iou, max_detections, box_coding)
 
     def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        batch = tf.shape(images)[0]
-        image_hw = tf.tile(tf.shape(images)[1:3][None], [batch, 1])
-        outputs = model(letterbox_image(images, input_hw), training=False)
-        return postprocess(outputs, anchors, image_hw, input_hw, confidence, nms_iou, max_detections, box_coding)
+        image_hw = tf.tile(tf.shape(images)[1:3][None], [tf.shape(images)[0], 1])
+        return detect(letterbox_image(images, input_hw), image_hw)
 
     return serve
 

@@ -60,6 +60,6 @@ class Detector:
 
     def detect_paths(self, paths: list[str], batch_size: int = 8) -> list[Detections]:
         """Image files, batched through tf.data (decode and letterbox in the graph)."""
-        found, _ = predict_annotations(self.model, self.anchors, paths, batch_size, self.confidence, self.nms_iou,
-                                       self.max_detections, progress=len(paths) > 1, box_coding=self.box_coding)
+        found = predict_annotations(self.model, self.anchors, paths, batch_size, self.confidence, self.nms_iou,
+                                    self.max_detections, progress=len(paths) > 1, box_coding=self.box_coding)
         return [self.only_kept(f) for f in found]

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from utils.bbox import postprocess
+from utils.evaluation import detection_function
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,7 @@ def detector_latency(model: keras.Model, anchors: np.ndarray, box_coding: str, b
     """Median and 90th-percentile latency per runtime ("eager", "graph", "xla") and batch size, post-processing
     included, on letterboxed random images (the model's cost does not depend on the pixels)."""
     input_hw = tuple(int(v) for v in model.input_shape[1:3])
-    anchors_tensor = tf.constant(anchors, tf.float32)
-
-    def detect(images: tf.Tensor, image_hw: tf.Tensor) -> dict[str, tf.Tensor]:
-        return postprocess(model(images, training=False), anchors_tensor, image_hw, input_hw,
-                           score_threshold=0.25, box_coding=box_coding)
+    detect = detection_function(model, anchors, 0.25, 0.45, 100, box_coding)
 
     functions = {"eager": detect, "graph": tf.function(detect), "xla": tf.function(detect, jit_compile=True)}
     results = []
