@@ -9,10 +9,10 @@ from tqdm import tqdm
 
 from utils.annotations import Annotation
 from utils.bbox import postprocess
-from utils.dataloader import build_inference_dataset, existing_annotations
+from utils.dataloader import build_inference_dataset
 from utils.detections import Detections
 from utils.map import evaluate_detections
-from utils.sample_check import find_unreadable
+from utils.sample_check import split_readable
 
 
 def detection_function(
@@ -85,11 +85,9 @@ def detect_annotations(
     Returns:
         the annotations used, their detections (same order) and a `path: reason` line per image left out.
     """
-    annotations, missing = existing_annotations(annotations)
-    unreadable = set(find_unreadable([a.image_path for a in annotations])) if annotations else set()
-    annotations = [a for a in annotations if a.image_path not in unreadable]
+    annotations, missing, unreadable = split_readable(annotations)
     missing = [f"{path}: image file not found" for path in missing]
-    missing += [f"{path}: corrupt or not an image (decoding failed)" for path in sorted(unreadable)]
+    missing += [f"{path}: corrupt or not an image (decoding failed)" for path in unreadable]
     if not annotations:
         raise ValueError("none of the annotated images exist and decode")
     detections = predict_annotations(model, anchors, [a.image_path for a in annotations], batch_size,
@@ -109,10 +107,9 @@ def evaluate_model(
     confidence: float = 0.5,
     box_coding: str = "v3",
 ) -> dict:
-    """Run the model over annotated images and compute every metric of `map.evaluate_detections`."""
-    annotations, detections, missing = detect_annotations(model, anchors, annotations, batch_size, score_threshold,
-                                                           iou_threshold, progress, box_coding)
-    metrics = evaluate_detections(detections, [a.ground_truth() for a in annotations], class_names,
-                                  confidence=confidence)
-    metrics["missing_images"] = missing
-    return metrics
+    """Run the model over annotated images (checked beforehand: see `sample_check.split_readable`) and compute
+    every metric of `map.evaluate_detections`."""
+    detections = predict_annotations(model, anchors, [a.image_path for a in annotations], batch_size,
+                                     score_threshold, iou_threshold, progress=progress, box_coding=box_coding)
+    return evaluate_detections(detections, [a.ground_truth() for a in annotations], class_names,
+                               confidence=confidence)

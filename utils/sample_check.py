@@ -50,6 +50,15 @@ def find_unreadable(paths: list[str]) -> list[str]:
     return [path for index, path in enumerate(paths) if index not in readable]
 
 
+def split_readable(annotations: list[Annotation]) -> tuple[list[Annotation], list[str], list[str]]:
+    """The annotations whose image exists and decodes, and the paths of the missing and of the unreadable
+    images (a `stat` per file, then one parallel decode pass)."""
+    present = [a for a in annotations if os.path.isfile(a.image_path)]
+    missing = [a.image_path for a in annotations if not os.path.isfile(a.image_path)]
+    unreadable = set(find_unreadable([a.image_path for a in present])) if present else set()
+    return [a for a in present if a.image_path not in unreadable], missing, sorted(unreadable)
+
+
 def usable_annotations(annotations: list[Annotation], unparsable: list[str], strict: bool = False
                        ) -> tuple[list[Annotation], SkippedSamples]:
     """The annotations whose image exists and decodes, and what was skipped (each logged as a warning).
@@ -57,12 +66,10 @@ def usable_annotations(annotations: list[Annotation], unparsable: list[str], str
     Raises:
         ValueError listing every bad sample when `strict` and any was found.
     """
-    present = [a for a in annotations if os.path.isfile(a.image_path)]
-    missing = [a.image_path for a in annotations if not os.path.isfile(a.image_path)]
-    unreadable = set(find_unreadable([a.image_path for a in present])) if present else set()
-    skipped = SkippedSamples(list(unparsable), missing, sorted(unreadable))
+    readable, missing, unreadable = split_readable(annotations)
+    skipped = SkippedSamples(list(unparsable), missing, unreadable)
     if skipped.total and strict:
         raise ValueError(f"--strict: {skipped.summary()}:\n  " + "\n  ".join(skipped.details()))
     for line in skipped.details():
         log.warning("skipping %s", line)
-    return [a for a in present if a.image_path not in unreadable], skipped
+    return readable, skipped

@@ -17,7 +17,7 @@ from utils.annotations import read_annotations
 from utils.callbacks import CloseMosaic, LastCheckpoint, MapEvaluation, SkippedSamplesReport, TrainingPlot
 from utils.config import TrainConfig, save_config
 from utils.dataloader import build_dataset, with_level_targets
-from utils.sample_check import usable_annotations
+from utils.sample_check import split_readable, usable_annotations
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,13 @@ def train(config: TrainConfig) -> dict:
         raise ValueError("--strict: unparsable validation lines:\n  " + "\n  ".join(val_problems))
     for problem in val_problems:
         log.warning("skipping unparsable validation line: %s", problem)
+    val_annotations, val_missing, val_unreadable = split_readable(val_annotations)  # once, not every evaluation
+    for path in val_missing:
+        log.warning("skipping validation image %s: image file not found", path)
+    for path in val_unreadable:
+        log.warning("skipping validation image %s: corrupt or not an image (decoding failed)", path)
+    if not val_annotations:
+        raise ValueError(f"{config.val}: none of the annotated images exist and decode")
     spec = config.model
     input_hw = (spec.input_size, spec.input_size)
     mosaic_switch = tf.Variable(1.0, trainable=False, name="mosaic_enabled")
