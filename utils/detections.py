@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.fileio import atomic_write_text
+from utils.fileio import atomic_write_text, read_json
 
 
 @dataclass(frozen=True)
@@ -69,12 +69,7 @@ def read_results_json(path: str | Path, image_paths: list[str], num_classes: int
         with negative width or height, a non-finite number.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: detections file not found")
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    entries = read_json(path, "detections file")
     if not isinstance(entries, list):
         raise ValueError(f"{path}: expected a JSON list of detections, got {type(entries).__name__}")
     index_of_path = {image_path: index for index, image_path in enumerate(image_paths)}

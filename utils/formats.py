@@ -6,7 +6,6 @@ naming the file; conversion goes on past bad entries, as `voc_annotation.py` doe
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 
 from utils.anchors import image_size
 from utils.annotations import NO_BOXES, Annotation
+from utils.fileio import read_json
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 
@@ -56,12 +56,7 @@ def convert_coco(json_path: str | Path, images_dir: str | Path) -> Conversion:
     [x, y, w, h] becomes x1, y1, x1 + w, y1 + h; `iscrowd` regions become difficult boxes (ignored by training
     and mAP, as COCO ignores them); images without annotations become negative lines."""
     json_path, images_dir = Path(json_path), Path(images_dir)
-    if not json_path.is_file():
-        raise FileNotFoundError(f"{json_path}: COCO json not found")
-    try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{json_path}: not valid JSON ({error})") from None
+    data = read_json(json_path, "COCO json")
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise ValueError(f"{json_path}: no {key!r} list; is this a COCO detection file?")
