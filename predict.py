@@ -16,7 +16,6 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -78,18 +77,23 @@ def output_paths(inputs: list[str], output: str) -> list[Path]:
     return [Path(output) / f"{Path(p).stem}.png" for p in inputs]
 
 
-def read_images(paths: list[str]) -> dict:
-    """BGR arrays by path; a missing or unreadable file stops before any model is loaded, naming the file."""
-    import cv2
+def check_images(paths: list[str]) -> None:
+    """Stop before any model is loaded if an input is missing or does not decode, naming it. One parallel decode
+    pass with the decoder inference uses; no image is kept, so a folder of any size fits in memory."""
+    from utils.sample_check import find_unreadable
 
-    images = {}
     for path in paths:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: image not found")
-        images[path] = cv2.imread(path, cv2.IMREAD_COLOR)
-        if images[path] is None:
-            raise ValueError(f"{path}: not a readable image (corrupt or unsupported format)")
-    return images
+    unreadable = find_unreadable(list(paths))
+    if unreadable:
+        raise ValueError(f"{unreadable[0]}: not a readable image (corrupt or unsupported format)")
+
+
+def read_bgr(path: str):
+    import cv2
+
+    return cv2.imread(path, cv2.IMREAD_COLOR)
 
 
 def detector_for(args: argparse.Namespace):
@@ -105,18 +109,19 @@ def run_stills(args: argparse.Namespace, inputs: list[str], targets: list[Path],
     from utils.fileio import atomic_write_json
     from utils.prediction_outputs import count_text, save_crops, write_annotation_lines
 
-    images = read_images(inputs)
+    check_images(inputs)
     detector = detector_for(args)
     detections = detector.detect_paths(inputs, batch_size)
     names = detector.class_names
     totals = {name: 0 for name in names}
     out_root = Path(args.output).parent if Path(args.output).suffix else Path(args.output)
     for source, target, found in zip(inputs, targets, detections, strict=True):
-        save_image(target, draw_detections(images[source], found, names))
+        image = read_bgr(source)
+        save_image(target, draw_detections(image, found, names))
         for class_id in found.classes:
             totals[names[int(class_id)]] += 1
         if args.crop:
-            save_crops(images[source], found, names, out_root / "crops", Path(source).stem)
+            save_crops(image, found, names, out_root / "crops", Path(source).stem)
         print(f"{source}: {len(found.scores)} detections ({count_text(found, names)}) -> {target}")
     if args.count:
         print("total: " + (", ".join(f"{n} {c}" for n, c in totals.items() if c) or "none"))
@@ -132,6 +137,8 @@ def run_dir(args: argparse.Namespace) -> int:
     root = Path(args.input)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: folder not found")
+    from utils.formats import IMAGE_SUFFIXES
+
     inputs = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not inputs:
         raise ValueError(f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in it or below it")
@@ -230,11 +237,12 @@ def run_heatmap(args: argparse.Namespace) -> int:
     from utils.heatmap import heatmap_panels, objectness_maps
     from utils.runs import load_detector
 
-    images = read_images(args.input)
+    check_images(args.input)
     model, _ = load_detector(args.run)
     for source, target in zip(args.input, output_paths(args.input, args.output), strict=True):
-        maps = objectness_maps(model, cv2.cvtColor(images[source], cv2.COLOR_BGR2RGB))
-        save_image(target, heatmap_panels(images[source], maps))
+        image = read_bgr(source)
+        maps = objectness_maps(model, cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        save_image(target, heatmap_panels(image, maps))
         print(f"{source}: objectness max per level " + " / ".join(f"{m.max():.2f}" for m in maps) + f" -> {target}")
     return 0
 
@@ -270,7 +278,8 @@ def run_export(args: argparse.Namespace) -> int:
         export_onnx(saved_model, args.output)
         shutil.rmtree(saved_model, ignore_errors=True)
     paths = parity_images(args, detector.config)
-    images = [cv2.cvtColor(image, cv2.COLOR_BGR2RGB) for image in read_images(paths).values()]
+    check_images(paths)
+    images = [cv2.cvtColor(read_bgr(path), cv2.COLOR_BGR2RGB) for path in paths]
     if not images:
         print("no images for the parity check: checking on two random images")
         images = [np.random.default_rng(i).integers(0, 255, (300, 400, 3), dtype=np.uint8) for i in range(2)]

@@ -16,7 +16,7 @@ from utils.anchors import image_size
 from utils.annotations import NO_BOXES, Annotation
 from utils.fileio import read_json
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}  # what tf.io.decode_image, and so training, reads
 
 
 @dataclass
