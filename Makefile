@@ -20,7 +20,7 @@ demo: $(VENV)/.installed
 	$(PY) voc_annotation.py --voc-root $(DEMO_DIR) --classes $(DEMO_DIR)/classes.txt --out-dir $(DEMO_DIR)/lines
 	$(PY) train.py --train $(DEMO_DIR)/lines/train.txt --val $(DEMO_DIR)/lines/val.txt \
 		--classes $(DEMO_DIR)/classes.txt --phi 0 --input-size $(DEMO_SIZE) --epochs 20 --batch-size 8 \
-		--lr 2e-3 --scale-min 0.75 --scale-max 1.25 --aspect-jitter 0.2 --translate 0.2 --hsv-h 0 --hsv-s 0 --hsv-v 0 \
+		--lr 1.6e-2 --scale-min 0.75 --scale-max 1.25 --aspect-jitter 0.2 --translate 0.2 --hsv-h 0 --hsv-s 0 --hsv-v 0 \
 		--eval-period 10 \
 		--run-dir $(DEMO_RUN)
 	$(PY) get_map.py --run-dir $(DEMO_RUN) --annotations $(DEMO_DIR)/lines/val.txt

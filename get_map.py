@@ -2,6 +2,7 @@
 
 Examples:
     python get_map.py --run-dir logs/demo --annotations data/test.txt
+    python get_map.py --model demo.tflite --annotations data/test.txt   (an export; its thresholds are baked in)
     python get_map.py --detections results.json --annotations data/test.txt --classes model_data/voc_classes.txt
 """
 
@@ -14,13 +15,16 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from utils.exported import export_format  # noqa: E402
 from utils.map import COCO_ENGINES  # noqa: E402  (numpy only: keeps --help fast)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run-dir", "--model", dest="run", help="run directory or .keras file: run inference")
+    source.add_argument("--run-dir", "--model", dest="run",
+                        help="run directory, .keras file or an export (SavedModel folder, .onnx, .tflite): "
+                        "run inference")
     source.add_argument("--detections", help="COCO results-format JSON to evaluate instead of running a model")
     parser.add_argument("--annotations", required=True, help="annotation lines to evaluate on")
     parser.add_argument("--classes", help="class list (required with --detections unless --run-dir is given)")
@@ -42,6 +46,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def detect_with_export(args: argparse.Namespace, annotations: list) -> tuple[list, list, list[str]]:
+    """Run an exported model over the readable annotated images (its score threshold, NMS IoU and detection cap
+    are those it was exported with)."""
+    from utils.exported import ExportedDetector
+    from utils.sample_check import split_readable
+
+    detector = ExportedDetector(args.run)
+    meta = detector.metadata
+    print(f"{args.run}: {meta.format}{' ' + meta.quantize if meta.quantize else ''} export, score threshold "
+          f"{meta.confidence}, NMS IoU {meta.nms_iou}, at most {meta.max_detections} detections", file=sys.stderr)
+    annotations, missing, unreadable = split_readable(annotations)
+    for path in missing:
+        print(f"skipped {path}: image file not found", file=sys.stderr)
+    for path in unreadable:
+        print(f"skipped {path}: corrupt or not an image (decoding failed)", file=sys.stderr)
+    return annotations, detector.detect_paths([a.image_path for a in annotations]), detector.class_names
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from utils.annotations import read_annotations, read_class_names
@@ -52,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         print(f"skipping unparsable line: {problem}", file=sys.stderr)
     options = ReportOptions(args.confidence, tuple(args.voc_iou), args.coco_engine, not args.no_plots, args.gallery)
-    if args.run:
+    if args.run and export_format(args.run):
+        annotations, detections, class_names = detect_with_export(args, annotations)
+        out_dir = Path(args.out_dir) if args.out_dir else Path(args.run).resolve().parent / "map"
+        write_results_json(out_dir / "detections.json", detections, [a.image_path for a in annotations])
+    elif args.run:
         from utils.evaluation import detect_annotations
         from utils.runs import load_detector, resolve_model_path
 

@@ -6,6 +6,8 @@ Examples:
     python predict.py video --run-dir logs/demo --input clip.mp4 --output clip_detected.mp4
     python predict.py fps --run-dir logs/demo --batch-sizes 1 8 --runtimes eager graph xla
     python predict.py heatmap --run-dir logs/demo --input img.jpg --output img_heat.png
+    python predict.py export --run-dir logs/demo --format litert --output demo.tflite
+    python predict.py image --model demo.tflite --input img.jpg --output out.png
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--run-dir", "--model", dest="run", required=True, help="run directory or .keras file")
+    common.add_argument("--run-dir", "--model", dest="run", required=True,
+                        help="run directory, .keras file, or an export (SavedModel folder, .onnx, .tflite)")
+    common.add_argument("--no-letterbox", dest="letterbox", action="store_false",
+                        help="stretch images to the input size instead of letterboxing (Keras models)")
+    common.add_argument("--xla", action="store_true",
+                        help="XLA-compile model and decoding (Keras models; measure with fps first)")
     common.add_argument("--confidence", type=float, default=0.5, help="minimum score to keep a detection")
     common.add_argument("--nms-iou", type=float, default=0.45, help="IoU above which NMS removes a box")
     common.add_argument("--max-detections", type=int, default=100)
@@ -54,19 +61,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     fps.add_argument("--runs", type=int, default=20, help="timed calls per cell (after 3 warm-up calls)")
     fps.add_argument("--saved-model", help="also time this exported SavedModel (predict.py export)")
     fps.add_argument("--onnx", help="also time this ONNX export in ONNX Runtime")
+    fps.add_argument("--litert", help="also time this LiteRT (.tflite) export (batch 1)")
     heatmap = modes.add_parser("heatmap", parents=[model_only], help="objectness heatmaps per output level")
     heatmap.add_argument("--input", nargs="+", required=True, help="image file(s)")
     heatmap.add_argument("--output", required=True, help="output image path (one input) or folder")
     export = modes.add_parser("export", parents=[model_only],
                               help="SavedModel with pre/post-processing, checked against the Keras model")
-    export.add_argument("--format", choices=["saved_model", "onnx"], default="saved_model",
-                        help="LiteRT is not built yet")
-    export.add_argument("--output", required=True, help="SavedModel folder, or .onnx file")
+    export.add_argument("--format", choices=["saved_model", "onnx", "litert"], default="saved_model")
+    export.add_argument("--output", required=True, help="SavedModel folder, .onnx or .tflite file")
+    export.add_argument("--quantize", choices=["fp16", "int8"], help="litert: float16 weights, or int8")
+    export.add_argument("--calibration", metavar="FILE",
+                        help="int8: annotation lines (or a list of image paths) whose images calibrate the ranges")
+    export.add_argument("--calibration-images", type=int, default=100, help="int8: at most this many")
     export.add_argument("--confidence", type=float, default=0.25, help="score threshold baked into the export")
     export.add_argument("--nms-iou", type=float, default=0.45)
     export.add_argument("--max-detections", type=int, default=100)
+    export.add_argument("--no-letterbox", dest="letterbox", action="store_false",
+                        help="stretch images to the input size instead of letterboxing")
     export.add_argument("--check-images", nargs="*", default=None,
                         help="images for the parity check (default: up to 4 from the run's validation lines)")
+    export.add_argument("--tolerance", type=float, default=None,
+                        help="largest box difference (px) the parity check accepts (default: 1; int8: not "
+                             "enforced, reported)")
+    export.add_argument("--annotations", metavar="FILE",
+                        help="also report the mAP change of the export against the Keras model on these lines")
     return parser.parse_args(argv)
 
 
@@ -97,9 +115,21 @@ def read_bgr(path: str):
 
 
 def detector_for(args: argparse.Namespace):
+    """The Keras detector of a run, or an exported model behind the same interface."""
+    from utils.exported import ExportedDetector, export_format
+
+    if export_format(args.run):
+        if args.xla or not args.letterbox:
+            raise ValueError(f"{args.run}: --xla and --no-letterbox apply to Keras models; an export has its "
+                             f"resize mode baked in (predict.py export --no-letterbox)")
+        detector = ExportedDetector(args.run, args.confidence, args.max_detections, args.classes)
+        if args.nms_iou != detector.metadata.nms_iou:
+            print(f"note: {args.run} applies the NMS IoU it was exported with ({detector.metadata.nms_iou})")
+        return detector
     from utils.inference import Detector
 
-    return Detector(args.run, args.confidence, args.nms_iou, args.max_detections, args.classes)
+    return Detector(args.run, args.confidence, args.nms_iou, args.max_detections, args.classes, args.letterbox,
+                    args.xla)
 
 
 def run_stills(args: argparse.Namespace, inputs: list[str], targets: list[Path], batch_size: int) -> int:
@@ -223,6 +253,10 @@ def run_fps(args: argparse.Namespace) -> int:
         session = onnxruntime.InferenceSession(args.onnx, providers=["CPUExecutionProvider"])
         timings += exported_latency("onnxruntime", lambda x: session.run(None, {"images": x}), input_hw,
                                     args.batch_sizes, args.runs)
+    if args.litert:
+        from utils.exported import litert_runner
+
+        timings += exported_latency("litert", litert_runner(args.litert), input_hw, [1], args.runs)
     size = config.model.input_size
     print(f"{config.model.backbone} + {config.model.neck}, {size}×{size}, post-processing included; "
           f"medians of {args.runs} calls")
@@ -260,36 +294,95 @@ def parity_images(args: argparse.Namespace, config) -> list[str]:
     return [a.image_path for a in annotations if Path(a.image_path).is_file()][:4]
 
 
+def read_rgb(path: str):
+    import cv2
+
+    return cv2.cvtColor(read_bgr(path), cv2.COLOR_BGR2RGB)
+
+
+def calibration_images(args: argparse.Namespace, input_hw: tuple[int, int]) -> list:
+    """int8 calibration: the first `--calibration-images` readable images of `--calibration`, letterboxed to the
+    model's input size (the export's own letterbox is then the identity)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from utils.annotations import read_annotations
+    from utils.bbox import letterbox_image
+    from utils.sample_check import split_readable
+
+    if not args.calibration:
+        raise ValueError("--quantize int8 needs --calibration FILE (annotation lines or image paths)")
+    annotations, problems = read_annotations(args.calibration, strict=False)
+    readable = split_readable(annotations)[0][:args.calibration_images]
+    if not readable:
+        raise ValueError(f"{args.calibration}: no readable images to calibrate with")
+    print(f"calibrating int8 on {len(readable)} images of {args.calibration}")
+    return [np.round(letterbox_image(tf.constant(read_rgb(a.image_path)), input_hw).numpy()).astype(np.uint8)
+            for a in readable]
+
+
+def export_map_change(args: argparse.Namespace, detector, exported) -> str:
+    """mAP of the export and of the Keras model, at the export's thresholds, on `--annotations`."""
+    from utils.annotations import read_annotations
+    from utils.map import evaluate_detections
+    from utils.sample_check import split_readable
+
+    annotations = split_readable(read_annotations(args.annotations, strict=False)[0])[0]
+    paths = [a.image_path for a in annotations]
+    truth = [a.ground_truth() for a in annotations]
+    ours = evaluate_detections(detector.detect_paths(paths), truth, detector.class_names)
+    theirs = evaluate_detections(exported.detect_paths(paths), truth, detector.class_names)
+    return (f"mAP on {len(paths)} images of {args.annotations} (scores >= {args.confidence}): Keras "
+            f"{ours['map50']:.4f} / {ours['map50_95']:.4f}, export {theirs['map50']:.4f} / "
+            f"{theirs['map50_95']:.4f} (mAP@.5 / mAP@.5:.95; change {theirs['map50'] - ours['map50']:+.4f} / "
+            f"{theirs['map50_95'] - ours['map50_95']:+.4f})")
+
+
 def run_export(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
-    import cv2
     import numpy as np
 
-    from utils.export import compare, export_onnx, export_saved_model, run_onnx, run_saved_model
+    from utils.export import compare, export_litert, export_onnx, export_saved_model
+    from utils.exported import ExportedDetector, ExportMetadata, write_metadata
     from utils.inference import Detector
 
-    detector = Detector(args.run, args.confidence, args.nms_iou, args.max_detections)
-    saved_model = args.output if args.format == "saved_model" else tempfile.mkdtemp(prefix="effyolo_export_")
-    export_saved_model(detector.model, detector.anchors, detector.box_coding, saved_model, args.confidence,
-                       args.nms_iou, args.max_detections)
-    if args.format == "onnx":
+    if args.quantize and args.format != "litert":
+        raise ValueError(f"--quantize applies to --format litert, not {args.format}")
+    detector = Detector(args.run, args.confidence, args.nms_iou, args.max_detections, letterbox=args.letterbox)
+    settings = (detector.model, detector.anchors, detector.box_coding)
+    thresholds = (args.confidence, args.nms_iou, args.max_detections, args.letterbox)
+    if args.format == "litert":
+        calibration = calibration_images(args, detector.input_hw) if args.quantize == "int8" else []
+        export_litert(*settings, args.output, *thresholds, quantize=args.quantize, calibration=calibration)
+    elif args.format == "onnx":
+        saved_model = tempfile.mkdtemp(prefix="effyolo_export_")
+        export_saved_model(*settings, saved_model, *thresholds)
         export_onnx(saved_model, args.output)
         shutil.rmtree(saved_model, ignore_errors=True)
+    else:
+        export_saved_model(*settings, args.output, *thresholds)
+    write_metadata(args.output, ExportMetadata(args.format, tuple(detector.class_names), detector.input_hw[0],
+                                               detector.box_coding, args.confidence, args.nms_iou,
+                                               args.max_detections, args.letterbox, args.quantize))
     paths = parity_images(args, detector.config)
     check_images(paths)
-    images = [cv2.cvtColor(read_bgr(path), cv2.COLOR_BGR2RGB) for path in paths]
+    images = [read_rgb(path) for path in paths]
     if not images:
         print("no images for the parity check: checking on two random images")
         images = [np.random.default_rng(i).integers(0, 255, (300, 400, 3), dtype=np.uint8) for i in range(2)]
-    exported = run_saved_model(args.output) if args.format == "saved_model" else run_onnx(args.output)
-    parity = compare([detector.detect_rgb(image) for image in images], [exported(image) for image in images])
-    verdict = "passed" if parity.passed() else "FAILED"
-    print(f"exported {args.output} ({args.format}); parity on {parity.images} images: max box difference "
-          f"{parity.max_box_difference:.3f} px, same classes {parity.same_classes}, same counts "
-          f"{parity.same_counts} -> {verdict}")
-    return 0 if parity.passed() else 1
+    exported = ExportedDetector(args.output)
+    parity = compare([detector.detect_rgb(image) for image in images], [exported.detect_rgb(i) for i in images])
+    enforced = args.tolerance is not None or args.quantize != "int8"
+    passed = parity.passed(args.tolerance if args.tolerance is not None else 1.0)
+    verdict = ("passed" if passed else "FAILED") if enforced else "reported (int8 is not held to --tolerance)"
+    print(f"exported {args.output} ({args.format}{', ' + args.quantize if args.quantize else ''}); parity on "
+          f"{parity.images} images: max box difference {parity.max_box_difference:.3f} px, same classes "
+          f"{parity.same_classes}, same counts {parity.same_counts} -> {verdict}")
+    if args.annotations:
+        print(export_map_change(args, detector, exported))
+    return 0 if passed or not enforced else 1
 
 
 def main(argv: list[str] | None = None) -> int:

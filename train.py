@@ -1,8 +1,10 @@
 """Train an EfficientNet-YOLO detector on annotation-line files.
 
-Example:
+Examples:
     python train.py --train data/train.txt --val data/val.txt --classes model_data/voc_classes.txt \
         --phi 0 --input-size 416 --epochs 50 --batch-size 8 --run-dir logs/voc_b0
+    python train.py --config logs/voc_b0/config.json --epochs 100 --run-dir logs/voc_b0_long
+    python train.py --resume logs/voc_b0
 """
 
 from __future__ import annotations
@@ -12,23 +14,38 @@ import dataclasses
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from utils.annotations import read_anchors, read_class_names  # noqa: E402
-from utils.config import AugmentConfig, ModelSpec, TrainConfig  # noqa: E402
+from utils.config import (  # noqa: E402
+    DEFAULT_LR,
+    LR_DECAYS,
+    OPTIMIZERS,
+    AugmentConfig,
+    ModelSpec,
+    TrainConfig,
+    load_config,
+)
 
 DEFAULT_ANCHORS = Path(__file__).resolve().parent / "model_data" / "yolo_anchors.txt"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    run = parser.add_argument_group("run")
+    run.add_argument("--config", help="start from this run config (JSON as saved in a run, or YAML with the same "
+                                      "keys); flags given as well override it")
+    run.add_argument("--resume", metavar="DIR",
+                     help="continue the run in DIR from its last completed epoch, with its saved config (flags "
+                          "given as well override training settings; the model cannot change)")
     data = parser.add_argument_group("data")
-    data.add_argument("--train", required=True, help="training annotation lines")
-    data.add_argument("--val", required=True, help="validation annotation lines (mAP each eval period)")
-    data.add_argument("--classes", required=True, help="class list, one name a line")
+    data.add_argument("--train", help="training annotation lines (required without --config/--resume)")
+    data.add_argument("--val", help="validation annotation lines (mAP each eval period)")
+    data.add_argument("--classes", help="class list, one name a line")
     data.add_argument("--anchors", default=str(DEFAULT_ANCHORS),
                       help="nine w,h anchors in pixels of a 416 input; scaled to --input-size")
     data.add_argument("--autoanchor", action="store_true",
@@ -51,13 +68,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        help="none (random init), imagenet (keras.applications download/cache) or a weights file")
     model.add_argument("--freeze-backbone", action="store_true",
                        help="train only neck and head (backbone weights and BatchNorm statistics stay fixed)")
+    model.add_argument("--freeze-epochs", type=int, default=0,
+                       help="first phase: this many epochs with the backbone frozen (then --epochs in total)")
+    model.add_argument("--freeze-batch-size", type=int, default=None,
+                       help="batch size of the frozen phase (default: --batch-size; frozen steps need less memory)")
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=int, default=50)
     fit.add_argument("--batch-size", type=int, default=8)
-    fit.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
+    fit.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="sgd is Nesterov SGD")
+    fit.add_argument("--lr", type=float, default=None,
+                     help="peak learning rate at the nominal batch (default: sgd 1e-2, adam/adamw 8e-3)")
+    fit.add_argument("--nominal-batch-size", type=int, default=64,
+                     help="--lr is scaled by batch size / this, then clipped to --lr-limits; 0: no scaling")
+    fit.add_argument("--lr-limits", type=float, nargs=2, metavar=("MIN", "MAX"), default=None,
+                     help="bounds of the scaled peak rate (default: sgd 5e-4 5e-2, adam/adamw 1e-4 4e-3)")
+    fit.add_argument("--momentum", type=float, default=None, help="SGD momentum / Adam beta_1 (default: 0.937 / 0.9)")
+    fit.add_argument("--lr-decay", choices=LR_DECAYS, default="cosine",
+                     help="after warmup: cosine, or ten equal steps down to the final rate")
     fit.add_argument("--min-lr-ratio", type=float, default=0.01, help="final lr as a fraction of the peak")
     fit.add_argument("--warmup-epochs", type=float, default=1.0)
-    fit.add_argument("--weight-decay", type=float, default=5e-4)
+    fit.add_argument("--weight-decay", type=float, default=5e-4, help="on conv and dense kernels only (not adam)")
+    fit.add_argument("--ema", action=argparse.BooleanOptionalAction, default=False,
+                     help="keep a moving average of the weights (Keras optimizer EMA); evaluation, best.keras and "
+                          "last.keras use it")
+    fit.add_argument("--ema-momentum", type=float, default=None,
+                     help="EMA momentum (default: 1 - 10 / total steps, within [0.99, 0.9999])")
+    fit.add_argument("--clip-norm", type=float, default=None, help="clip gradients to this global norm")
+    fit.add_argument("--patience", type=int, default=0,
+                     help="stop after this many epochs without a better validation mAP@0.5 (0: never)")
+    fit.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=False,
+                     help="mixed float16 (GPU) / bfloat16 (CPU) compute; outputs and loss stay float32")
+    fit.add_argument("--strategy", choices=["auto", "one", "mirrored", "multiworker"], default="auto",
+                     help="tf.distribute: auto picks multiworker from TF_CONFIG, mirrored for several GPUs; "
+                          "--batch-size is global")
     fit.add_argument("--ignore-threshold", type=float, default=0.5, help="IoU above which a negative is ignored")
     fit.add_argument("--match-threshold", type=float, default=0.2,
                      help="shape IoU above which a box also trains a non-best anchor (1 = best anchor only)")
@@ -65,7 +108,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     fit.add_argument("--label-smoothing", type=float, default=0.0, help="v5: class label smoothing ε")
     fit.add_argument("--eval-period", type=int, default=1, help="epochs between validation mAP evaluations")
     fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--run-dir", required=True, help="output folder; rerun with the same folder to resume")
+    fit.add_argument("--run-dir", help="output folder (required without --resume); rerun on it to resume")
     data.add_argument("--cache", choices=["none", "ram"], default="none",
                       help="ram: decode every training image once and keep it in memory (H×W×3 bytes each)")
     data.add_argument("--strict", action="store_true",
@@ -90,10 +133,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ):
         aug.add_argument(flag, dest=name, type=float, default=getattr(defaults, name), help=meaning)
     aug.add_argument("--close-mosaic", type=int, default=10, help="last epochs trained without mosaic and mixup")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return make_parser().parse_args(argv)
+
+
+def given_flags(argv: list[str] | None) -> dict:
+    """The flags present on the command line (dest → parsed value), without any defaults."""
+    parser = make_parser()
+    absent = object()  # argparse fills in a default only where the namespace has no value yet
+    namespace = argparse.Namespace(**{dest: absent for dest in vars(parser.parse_args(argv))})
+    return {dest: value for dest, value in vars(parser.parse_args(argv, namespace)).items() if value is not absent}
+
+
+def optimizer_defaults(optimizer: str, lr: float | None, momentum: float | None) -> tuple[float, float]:
+    return (DEFAULT_LR[optimizer] if lr is None else lr,
+            (0.937 if optimizer == "sgd" else 0.9) if momentum is None else momentum)
 
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
+    missing = [flag for flag in ("train", "val", "classes", "run_dir") if not getattr(args, flag)]
+    if missing:
+        raise SystemExit("train.py: " + ", ".join("--" + m.replace("_", "-") for m in missing) +
+                         " required (or --config FILE / --resume DIR)")
+    learning_rate, momentum = optimizer_defaults(args.optimizer, args.lr, args.momentum)
     backbone = f"efficientnet-b{args.phi}" if args.phi is not None else args.backbone
     anchors = read_anchors(args.anchors) * (args.input_size / 416)
     spec = ModelSpec(
@@ -104,15 +169,79 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     )
     return TrainConfig(
         train=args.train, val=args.val, run_dir=args.run_dir, model=spec, epochs=args.epochs,
-        batch_size=args.batch_size, learning_rate=args.lr, min_learning_rate_ratio=args.min_lr_ratio,
+        batch_size=args.batch_size, learning_rate=learning_rate, min_learning_rate_ratio=args.min_lr_ratio,
         warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, eval_period=args.eval_period,
         seed=args.seed, max_boxes=args.max_boxes, ignore_threshold=args.ignore_threshold,
         match_threshold=args.match_threshold, anchor_t=args.anchor_t, label_smoothing=args.label_smoothing,
         augment=AugmentConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(AugmentConfig)}),
         close_mosaic=args.close_mosaic, cache=args.cache, strict=args.strict,
         backbone_weights=None if args.backbone_weights.lower() == "none" else args.backbone_weights,
-        freeze_backbone=args.freeze_backbone,
+        freeze_backbone=args.freeze_backbone, freeze_epochs=args.freeze_epochs,
+        freeze_batch_size=args.freeze_batch_size, optimizer=args.optimizer, momentum=momentum,
+        nominal_batch_size=args.nominal_batch_size, lr_limits=tuple(args.lr_limits) if args.lr_limits else None,
+        lr_decay=args.lr_decay, ema=args.ema, ema_momentum=args.ema_momentum, clip_norm=args.clip_norm,
+        patience=args.patience, mixed_precision=args.mixed_precision, strategy=args.strategy,
     )
+
+
+# Flags that set a top-level TrainConfig field of another name (the rest use their own name).
+FIELD_OF_FLAG = {"lr": "learning_rate", "min_lr_ratio": "min_learning_rate_ratio"}
+MODEL_FLAGS = {"phi", "backbone", "neck", "neck_width", "neck_depth", "assigner", "input_size", "classes", "anchors",
+               "backbone_weights"}
+NOT_CONFIG = {"config", "resume", "autoanchor"}
+# What the resume state's variables depend on: fixed once a run has started.
+FIXED_ON_RESUME = MODEL_FLAGS | {"freeze_backbone", "freeze_epochs", "freeze_batch_size", "optimizer", "ema"}
+
+
+def with_overrides(base: TrainConfig, given: dict, resuming: bool) -> TrainConfig:
+    """`base` with the flags given on the command line applied (the same meanings as when building from flags)."""
+    given = {k: v for k, v in given.items() if k not in NOT_CONFIG}
+    fixed = sorted(FIXED_ON_RESUME & set(given)) if resuming else []
+    if fixed:
+        raise SystemExit("train.py --resume: the model, its frozen layers, the optimizer and EMA cannot change on "
+                         "resume (" + ", ".join("--" + f.replace("_", "-") for f in fixed) + ")")
+    spec = base.model
+    if "phi" in given or "backbone" in given:
+        spec = dataclasses.replace(spec, backbone=f"efficientnet-b{given['phi']}" if "phi" in given
+                                   else given["backbone"])
+    spec = dataclasses.replace(spec, **{k: given[k] for k in ("neck", "neck_width", "neck_depth", "assigner",
+                                                              "input_size") if k in given})
+    if "classes" in given:
+        spec = dataclasses.replace(spec, class_names=tuple(read_class_names(given["classes"])))
+    if "anchors" in given or "input_size" in given:
+        source = read_anchors(given["anchors"]) * (spec.input_size / 416) if "anchors" in given else \
+            spec.anchor_array() * (spec.input_size / base.model.input_size)
+        spec = dataclasses.replace(spec, anchors=tuple((round(float(w), 2), round(float(h), 2)) for w, h in source))
+    augment_fields = {f.name for f in dataclasses.fields(AugmentConfig)}
+    augment = dataclasses.replace(base.augment, **{k: v for k, v in given.items() if k in augment_fields})
+    top = {FIELD_OF_FLAG.get(k, k): v for k, v in given.items()
+           if k not in augment_fields and k not in MODEL_FLAGS and k not in ("lr", "momentum")}
+    if "lr_limits" in top and top["lr_limits"] is not None:
+        top["lr_limits"] = tuple(top["lr_limits"])
+    optimizer = given.get("optimizer", base.optimizer)
+    changed = optimizer != base.optimizer
+    top["learning_rate"], top["momentum"] = optimizer_defaults(
+        optimizer, given.get("lr", None if changed else base.learning_rate),
+        given.get("momentum", None if changed else base.momentum))
+    if "backbone_weights" in given:
+        top["backbone_weights"] = None if given["backbone_weights"].lower() == "none" else given["backbone_weights"]
+    return dataclasses.replace(base, model=spec, augment=augment, **top)
+
+
+def resolve_config(argv: list[str] | None) -> tuple[TrainConfig, bool]:
+    """The run's config from flags, from `--config` plus flags, or from `--resume DIR` plus flags; and whether the
+    anchors should be checked (not on resume: the model is fixed)."""
+    args = parse_args(argv)
+    given = given_flags(argv)
+    if args.resume:
+        base = load_config(Path(args.resume) / "config.json")
+        return with_overrides(dataclasses.replace(base, run_dir=args.resume), given, resuming=True), False
+    if args.config:
+        config = with_overrides(load_config(args.config), given, resuming=False)
+        if not config.run_dir or config.run_dir == "-":
+            raise SystemExit("train.py: --run-dir required")
+        return config, True
+    return build_config(args), True
 
 
 def with_checked_anchors(config: TrainConfig, recompute: bool) -> TrainConfig:
@@ -128,13 +257,18 @@ def with_checked_anchors(config: TrainConfig, recompute: bool) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(format="%(message)s")
     logging.getLogger("utils").setLevel(logging.INFO)
-    config = with_checked_anchors(build_config(args), recompute=args.autoanchor)
+    config, check_anchors = resolve_config(argv)
+    from utils.distribute import make_strategy
+
+    strategy = make_strategy(config.strategy)  # before any TensorFlow op: multi-worker collectives need that
+    if check_anchors:
+        config = with_checked_anchors(config, recompute=parse_args(argv).autoanchor)
     from utils.training import train
 
-    metrics = train(config)
+    metrics = train(config, strategy)
     if metrics:
         print(json.dumps({"val_map50": metrics["map50"], "val_map50_95": metrics["map50_95"]}))
     return 0

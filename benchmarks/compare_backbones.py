@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--input-size", type=int, default=320)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lr", type=float, default=2e-3, help="the peak learning rate itself (no batch scaling)")
     return parser.parse_args(argv)
 
 
@@ -51,7 +51,8 @@ def train_and_score(backbone: str, args: argparse.Namespace) -> dict:
             sys.executable, "train.py", "--train", str(data / "trainval.txt"), "--val", str(data / "test.txt"),
             "--classes", args.classes, "--backbone", backbone, "--neck", args.neck, "--assigner", args.assigner,
             "--input-size", str(args.input_size), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-            "--lr", str(args.lr), "--scale-min", "0.75", "--scale-max", "1.25", "--aspect-jitter", "0.2",
+            "--lr", str(args.lr), "--nominal-batch-size", "0", "--scale-min", "0.75", "--scale-max", "1.25",
+            "--aspect-jitter", "0.2",
             "--eval-period", str(args.epochs), "--run-dir", str(run_dir),
         ])
         (run_dir / "train_seconds.txt").write_text(f"{seconds:.1f}\n")

@@ -26,9 +26,10 @@ def yolo_head(
     outputs = []
     for feature, level in zip(features, LEVEL_NAMES, strict=True):
         x = conv_bn_act(feature, 2 * feature.shape[-1], 3, name=f"{name}_{level}") if hidden_conv else feature
-        x = layers.Conv2D(anchors_per_scale * (5 + num_classes), 1, name=f"{name}_{level}_pred")(x)
+        x = layers.Conv2D(anchors_per_scale * (5 + num_classes), 1, name=f"{name}_{level}_pred",
+                          dtype="float32")(x)  # float32 logits under mixed precision too
         outputs.append(layers.Reshape((x.shape[1], x.shape[2], anchors_per_scale, 5 + num_classes),
-                                      name=level)(x))  # (B, H/s, W/s, A, 5 + C)
+                                      name=level, dtype="float32")(x))  # (B, H/s, W/s, A, 5 + C)
     return outputs
 
 

@@ -108,6 +108,7 @@ def test_yolov5_run_with_shufflenet_is_scored_with_its_own_box_coding(shapes_voc
     assert train.main(["--train", str(lines / "train.txt"), "--val", str(lines / "val.txt"), "--classes", classes,
                        "--backbone", "shufflenetv2-x0.5-stemblock", "--neck", "yolov5", "--assigner", "v5",
                        "--input-size", "64", "--epochs", "2", "--batch-size", "6", "--lr", "5e-3",
+                       "--nominal-batch-size", "0",
                        "--run-dir", str(run)]) == 0
     model = json.loads((run / "config.json").read_text())["model"]
     assert (model["backbone"], model["neck"], model["assigner"]) == ("shufflenetv2-x0.5-stemblock", "yolov5", "v5")

@@ -35,3 +35,40 @@ def test_v5_coded_box_from_a_neighbour_cell_comes_back_only_with_v5_decoding():
     np.testing.assert_allclose(v5["boxes"][0, 0].numpy(), box, atol=1e-2)
     v3 = postprocess(raws, tf.constant(ANCHORS), image_hw, (256, 256), score_threshold=0.5, box_coding="v3")
     assert np.abs(v3["boxes"][0, 0].numpy() - box).max() > 10
+
+
+def test_stretched_images_map_boxes_back_per_axis():
+    # A 200×400 (h×w) image stretched to 256×256: x scale 0.64, y scale 1.28, no offset.
+    from utils.bbox import letterbox_image
+
+    image_hw = tf.constant([[200, 400]])
+    scale, offset = letterbox_params(image_hw[0], (256, 256), letterbox=False)
+    np.testing.assert_allclose(scale.numpy(), [0.64, 1.28])
+    np.testing.assert_allclose(offset.numpy(), [0.0, 0.0])
+    original = np.array([[150.0, 50.0, 306.25, 112.5]], np.float32)  # → (96, 64)–(196, 144) in the input
+    box_in_input = boxes_to_letterbox(tf.constant(original), scale, offset).numpy()[0]
+    np.testing.assert_allclose(box_in_input, [96.0, 64.0, 196.0, 144.0], rtol=1e-6)
+    raws = [np.full((1, g, g, 3, 7), -12.0, np.float32) for g in (32, 16, 8)]
+    raws[2] = raw_for_box(list(box_in_input), level=2, anchor=0, grid=8, num_classes=2)
+    result = postprocess([tf.constant(r) for r in raws], tf.constant(ANCHORS), image_hw, (256, 256),
+                         score_threshold=0.5, letterbox=False)
+    np.testing.assert_allclose(result["boxes"][0, 0].numpy(), original[0], atol=1e-2)
+    assert letterbox_image(tf.zeros((200, 400, 3), tf.uint8), (256, 256), letterbox=False).shape == (256, 256, 3)
+
+
+def test_class_aware_nms_equals_combined_nms():
+    from utils.nms import class_aware_nms
+
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 200, (2, 400, 2))
+    boxes = tf.constant(np.concatenate([xy, xy + rng.uniform(5, 80, (2, 400, 2))], -1), tf.float32)
+    scores = tf.constant(rng.uniform(0, 1, (2, 400, 4)) ** 3, tf.float32)
+    for threshold in (0.05, 0.5, 0.999):
+        ours = class_aware_nms(boxes, scores, 50, 0.45, threshold)
+        reference = tf.image.combined_non_max_suppression(boxes[:, :, None], scores, 50, 50, 0.45, threshold,
+                                                          clip_boxes=False)
+        np.testing.assert_array_equal(ours[3].numpy(), reference.valid_detections.numpy())
+        np.testing.assert_allclose(ours[1].numpy(), reference.nmsed_scores.numpy(), atol=1e-6)
+        np.testing.assert_allclose(ours[0].numpy(), reference.nmsed_boxes.numpy(), atol=1e-3)
+        np.testing.assert_array_equal(ours[2].numpy(), reference.nmsed_classes.numpy().astype(np.int32))
+    assert int(ours[3][0]) < 50 and np.all(ours[0].numpy()[0, int(ours[3][0]):] == 0)  # padding rows are zero

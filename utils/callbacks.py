@@ -1,9 +1,13 @@
-"""Training callbacks: atomic checkpoints, mAP evaluation with best-model selection, plots, the close-mosaic
-switch and the skipped-sample report."""
+"""Training callbacks: atomic checkpoints and resume state, mAP evaluation with best-model selection and early
+stopping, the learning-rate log, plots, the close-mosaic switch and the skipped-sample report."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -12,8 +16,8 @@ import tensorflow as tf
 
 from utils.annotations import Annotation
 from utils.evaluation import evaluate_model
-from utils.fileio import atomic_write
-from utils.plots import plot_training, read_csv_log
+from utils.fileio import atomic_write, atomic_write_json
+from utils.plots import plot_training
 from utils.sample_check import SkippedSamples
 
 
@@ -22,29 +26,88 @@ def save_model_atomically(model: keras.Model, path: str | Path) -> None:
     atomic_write(path, lambda tmp: model.save(tmp))
 
 
+@contextlib.contextmanager
+def averaged_weights(model: keras.Model) -> Iterator[None]:
+    """Inside the block the model holds its optimizer's moving average of the weights (when the optimizer keeps
+    one: `use_ema`); the trained weights come back after it."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or not optimizer.use_ema or not optimizer.built:
+        yield
+        return
+    variables = model.trainable_variables
+    trained = [variable.numpy() for variable in variables]
+    optimizer.finalize_variable_values(variables)  # Keras' own swap: each variable ← its average
+    try:
+        yield
+    finally:
+        for variable, value in zip(variables, trained, strict=True):
+            variable.assign(value)
+
+
+def finite_loss(logs: dict | None) -> bool:
+    """False for an epoch whose loss went NaN or infinite: nothing of it is saved."""
+    return logs is None or math.isfinite(float(logs.get("loss", 0.0)))
+
+
 class LastCheckpoint(keras.callbacks.Callback):
-    """Save the whole model (with optimizer state) to `path` at the end of every epoch."""
+    """Save the whole model (with optimizer state; the averaged weights under EMA) to `path` every epoch."""
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()
         self.path = Path(path)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        save_model_atomically(self.model, self.path)
+        if finite_loss(logs):
+            with averaged_weights(self.model):
+                save_model_atomically(self.model, self.path)
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' `BackupAndRestore` (weights with optimizer, EMA and schedule state, plus the epoch reached) with each
+    file written beside and renamed over the last, so a kill at any moment leaves a complete state. An epoch whose
+    loss went NaN is not saved: the state stays the last good one."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if finite_loss(logs):
+            super().on_epoch_end(epoch, logs)
+
+    def _save_model(self) -> None:
+        os.makedirs(self.backup_dir, exist_ok=True)
+        atomic_write(self._weights_path, lambda tmp: self.model.save_weights(tmp), suffix=".weights.h5")
+        atomic_write(self._training_metadata_path, lambda tmp: Path(tmp).write_text(
+            json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen})))
+
+
+def resumed_epoch(backup_dir: str | Path) -> int:
+    """The epoch a run restarts at: the number of epochs its resume state has completed (0 without one)."""
+    path = Path(backup_dir) / "training_metadata.json"
+    if not path.is_file():
+        return 0
+    return int(json.loads(path.read_text(encoding="utf-8"))["epoch"])
+
+
+class LearningRateLog(keras.callbacks.Callback):
+    """Add the optimizer's current learning rate to the epoch logs as `lr` (place before CSV and TensorBoard)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            optimizer = self.model.optimizer
+            rate = optimizer.learning_rate
+            logs["lr"] = float(rate(optimizer.iterations) if callable(rate) else rate)
 
 
 class MapEvaluation(keras.callbacks.Callback):
     """Every `period` epochs (and at the last), compute validation mAP, add it to the logs, keep the best model.
 
     Adds `val_map50` (VOC all-point) and `val_map50_95` (COCO) to the epoch logs, so CSV and TensorBoard see them.
-    On a resumed run the best score so far is read back from `history_csv`, so a worse model never replaces
-    `best_path`.
+    The best score and its epoch are kept in `best.json` beside `best_path`, so a resumed run never replaces the
+    best model by a worse one. With `patience`, training stops that many epochs after the best one.
     """
 
     def __init__(
         self, annotations: list[Annotation], anchors: np.ndarray, class_names: list[str], best_path: str | Path,
         period: int = 1, total_epochs: int | None = None, batch_size: int = 8,
-        history_csv: str | Path | None = None, box_coding: str = "v3",
+        box_coding: str = "v3", patience: int = 0,
     ) -> None:
         super().__init__()
         self.annotations = annotations
@@ -55,29 +118,40 @@ class MapEvaluation(keras.callbacks.Callback):
         self.total_epochs = total_epochs
         self.batch_size = batch_size
         self.box_coding = box_coding
-        self.history_csv = Path(history_csv) if history_csv else None
+        self.best_record = self.best_path.with_suffix(".json")
+        self.patience = patience
+        self.stopped = False  # early stopping fired
         self.best = -math.inf
+        self.best_epoch = -1
         self.last_metrics: dict | None = None
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        if self.best_path.is_file() and self.history_csv is not None and self.history_csv.is_file():
-            scores = [v for v in read_csv_log(self.history_csv).get("val_map50", []) if math.isfinite(v)]
-            self.best = max(scores, default=-math.inf)
+        if self.best_path.is_file() and self.best_record.is_file():
+            record = json.loads(self.best_record.read_text(encoding="utf-8"))
+            self.best, self.best_epoch = float(record["val_map50"]), int(record["epoch"]) - 1
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
         last = self.total_epochs is not None and epoch + 1 == self.total_epochs
-        if (epoch + 1) % self.period and not last:
+        if ((epoch + 1) % self.period and not last) or not finite_loss(logs):
             logs["val_map50"] = logs["val_map50_95"] = float("nan")
             return
-        metrics = evaluate_model(self.model, self.anchors, self.annotations, self.class_names,
-                                 batch_size=self.batch_size, progress=False, box_coding=self.box_coding)
-        self.last_metrics = metrics
-        logs["val_map50"], logs["val_map50_95"] = metrics["map50"], metrics["map50_95"]
-        print(f"\nepoch {epoch + 1}: val mAP@0.5 {metrics['map50']:.4f}  mAP@[.5:.95] {metrics['map50_95']:.4f}")
-        if metrics["map50"] > self.best:
-            self.best = metrics["map50"]
-            save_model_atomically(self.model, self.best_path)
+        with averaged_weights(self.model):
+            metrics = evaluate_model(self.model, self.anchors, self.annotations, self.class_names,
+                                     batch_size=self.batch_size, progress=False, box_coding=self.box_coding)
+            self.last_metrics = metrics
+            logs["val_map50"], logs["val_map50_95"] = metrics["map50"], metrics["map50_95"]
+            print(f"\nepoch {epoch + 1}: val mAP@0.5 {metrics['map50']:.4f}  "
+                  f"mAP@[.5:.95] {metrics['map50_95']:.4f}")
+            if metrics["map50"] > self.best:
+                self.best, self.best_epoch = metrics["map50"], epoch
+                save_model_atomically(self.model, self.best_path)
+                atomic_write_json(self.best_record, {"epoch": epoch + 1, "val_map50": self.best,
+                                                     "val_map50_95": metrics["map50_95"]})
+        if self.patience and epoch - self.best_epoch >= self.patience:
+            print(f"epoch {epoch + 1}: no better validation mAP@0.5 for {epoch - self.best_epoch} epochs "
+                  f"(--patience {self.patience}); stopping, best {self.best:.4f} at epoch {self.best_epoch + 1}")
+            self.model.stop_training = self.stopped = True
 
 
 class TrainingPlot(keras.callbacks.Callback):

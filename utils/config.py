@@ -10,6 +10,12 @@ import numpy as np
 
 from utils.fileio import atomic_write_json
 
+OPTIMIZERS = ("sgd", "adam", "adamw")
+LR_DECAYS = ("cosine", "step")
+# Peak learning rates allowed after batch-size scaling (per optimizer family): what keeps a tiny or huge batch from
+# scaling the rate into divergence or stagnation.
+LR_LIMITS = {"sgd": (5e-4, 5e-2), "adam": (1e-4, 4e-3), "adamw": (1e-4, 4e-3)}
+DEFAULT_LR = {"sgd": 1e-2, "adam": 8e-3, "adamw": 8e-3}  # at the nominal batch of 64: 1e-3 for Adam at batch 8
 LEGACY_AUGMENT_KEYS = ("scale_min", "scale_max", "aspect_jitter", "flip_probability")  # flat before the split
 # A run saved before mosaic, mixup, HSV and shift existed resumes with them off, as it was trained.
 LEGACY_AUGMENT_DEFAULTS = {"mosaic": 0.0, "mixup": 0.0, "hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.0, "translate": 0.0}
@@ -104,8 +110,29 @@ class TrainConfig:
     cache: str = "none"  # "ram": decode every training image once and keep it in memory
     strict: bool = False  # a bad sample (unparsable line, missing or corrupt image) is an error, not a skip
     backbone_weights: str | None = None
-    freeze_backbone: bool = False
+    freeze_backbone: bool = False  # the whole run
+    freeze_epochs: int = 0  # a first phase with the backbone frozen …
+    freeze_batch_size: int | None = None  # … at this batch size (None: batch_size)
+    optimizer: str = "adamw"  # sgd (Nesterov) | adam | adamw
+    momentum: float = 0.937  # SGD momentum, Adam's beta_1
+    nominal_batch_size: int = 64  # learning_rate is the rate at this batch; 0: no batch-size scaling
+    lr_limits: tuple[float, float] | None = None  # bounds of the scaled rate (None: the optimizer's, see schedules)
+    lr_decay: str = "cosine"  # cosine | step
+    ema: bool = False  # evaluate and checkpoint an exponential moving average of the weights
+    ema_momentum: float | None = None  # None: 1 − 10 / total steps, within [0.99, 0.9999]
+    clip_norm: float | None = None  # global gradient-norm clipping
+    patience: int = 0  # stop after this many epochs without a better validation mAP (0: never)
+    mixed_precision: bool = False  # mixed float16 on GPU, bfloat16 on CPU; float32 outputs and loss
+    strategy: str = "auto"  # auto | one | mirrored | multiworker (see utils.distribute)
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; expected one of {OPTIMIZERS}")
+        if self.lr_decay not in LR_DECAYS:
+            raise ValueError(f"unknown lr decay {self.lr_decay!r}; expected one of {LR_DECAYS}")
+        if self.lr_limits is not None and not 0 < self.lr_limits[0] <= self.lr_limits[1]:
+            raise ValueError(f"lr limits must satisfy 0 < min ≤ max, got {self.lr_limits}")
 
 
 def to_dict(config: TrainConfig) -> dict:
@@ -122,6 +149,9 @@ def from_dict(data: dict) -> TrainConfig:
     unknown = set(data) - known
     if unknown:
         raise ValueError(f"unknown config keys: {sorted(unknown)}")
+    data.setdefault("nominal_batch_size", 0)  # runs saved before batch-size scaling resume with the rate they had
+    if data.get("lr_limits") is not None:
+        data["lr_limits"] = tuple(float(v) for v in data["lr_limits"])
     model = data["model"]
     spec = ModelSpec(
         backbone=model["backbone"], neck=model["neck"], class_names=tuple(model["class_names"]),
@@ -140,10 +170,20 @@ def save_config(config: TrainConfig, path: str | Path) -> None:
 
 
 def load_config(path: str | Path) -> TrainConfig:
+    """A run config from JSON (what a run saves) or YAML (`.yaml`/`.yml`, the same keys)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: run config not found")
+    text = path.read_text(encoding="utf-8")
     try:
-        return from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, KeyError, TypeError) as error:  # JSONDecodeError is a ValueError
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError("expected a mapping of config keys")
+        return from_dict(data)
+    except Exception as error:  # JSON, YAML, missing or unknown keys, bad values: all name the file
         raise ValueError(f"{path}: not a valid EffYOLO run config ({error})") from None

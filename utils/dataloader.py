@@ -216,6 +216,20 @@ def dataset_options() -> tf.data.Options:
     return options
 
 
+def epoch_samples(count: int, per_epoch: int, seed: int, start_epoch: int = 0) -> tf.data.Dataset:
+    """(sample index, augmentation seed pair) for epoch after epoch from `start_epoch`: each epoch a permutation of
+    `count` samples cut to `per_epoch`, drawn from (`seed`, epoch) alone."""
+
+    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        order_key, seeds_key = tf.unstack(tf.random.experimental.stateless_split(
+            tf.stack([tf.constant(seed, tf.int64), epoch]), 2))
+        order = tf.argsort(tf.random.stateless_uniform([count], order_key))[:per_epoch]
+        seeds = tf.random.stateless_uniform([per_epoch, 2], seeds_key, minval=None, maxval=None, dtype=tf.int64)
+        return tf.data.Dataset.from_tensor_slices((tf.cast(order, tf.int64), seeds))
+
+    return tf.data.Dataset.range(start_epoch, 2**62).flat_map(one_epoch)
+
+
 def build_dataset(
     annotations: list[Annotation],
     input_hw: tuple[int, int],
@@ -226,8 +240,12 @@ def build_dataset(
     max_boxes: int = 100,
     cache: str = "none",
     mosaic_enabled: tf.Variable | None = None,
+    start_epoch: int = 0,
 ) -> tf.data.Dataset:
     """Training or validation dataset of (images, boxes) batches; `batch_size` is the global batch.
+
+    Training data never ends: epoch after epoch from `start_epoch`, each `len(annotations) // batch_size` batches
+    whose order and augmentation depend only on (`seed`, epoch), so a resumed run sees what it would have seen.
 
     Missing image files are skipped with a warning naming them (training checks every image up front, see
     `utils.sample_check`); an image that still fails to decode is dropped by `ignore_errors`, so one bad sample
@@ -238,7 +256,6 @@ def build_dataset(
         log.warning("skipping %s: image file not found", path)
     if not annotations:
         raise ValueError("no usable images in the annotation list")
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     if not training:
         paths, boxes = annotations_to_tensors(annotations)
 
@@ -253,19 +270,19 @@ def build_dataset(
 
     transform = TrainingTransform(SampleSource(annotations, input_hw, max_boxes, cache), augment or AugmentConfig(),
                                   mosaic_enabled)
-    indices = tf.data.Dataset.range(len(annotations)).shuffle(len(annotations), seed=seed,
-                                                               reshuffle_each_iteration=True)
-    dataset = tf.data.Dataset.zip(indices, seeds).map(transform, num_parallel_calls=AUTOTUNE)
+    samples = epoch_samples(len(annotations), len(annotations) // batch_size * batch_size, seed, start_epoch)
+    dataset = samples.map(transform, num_parallel_calls=AUTOTUNE)
     dataset = dataset.ignore_errors(log_warning=True).batch(batch_size, drop_remainder=True)
     return dataset.prefetch(AUTOTUNE).with_options(dataset_options())
 
 
-def build_inference_dataset(image_paths: list[str], input_hw: tuple[int, int], batch_size: int) -> tf.data.Dataset:
-    """Letterboxed images for batched inference: (images, original (H, W), index in `image_paths`)."""
+def build_inference_dataset(image_paths: list[str], input_hw: tuple[int, int], batch_size: int,
+                            letterbox: bool = True) -> tf.data.Dataset:
+    """Letterboxed (or stretched) images for batched inference: (images, original (H, W), index in `image_paths`)."""
 
     def load(path: tf.Tensor, index: tf.Tensor):
         image = decode_image(path)
-        return letterbox_image(image, input_hw, FILL_VALUE), tf.shape(image)[:2], index
+        return letterbox_image(image, input_hw, FILL_VALUE, letterbox), tf.shape(image)[:2], index
 
     dataset = tf.data.Dataset.from_tensor_slices((tf.constant(image_paths), tf.range(len(image_paths))))
     return dataset.map(load, num_parallel_calls=AUTOTUNE).batch(batch_size).prefetch(AUTOTUNE)

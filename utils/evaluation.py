@@ -8,7 +8,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from utils.annotations import Annotation
-from utils.bbox import postprocess
+from utils.bbox import decode_outputs, select_detections
 from utils.dataloader import build_inference_dataset
 from utils.detections import Detections
 from utils.map import evaluate_detections
@@ -17,28 +17,36 @@ from utils.sample_check import split_readable
 
 def detection_function(
     model: keras.Model, anchors: np.ndarray, score_threshold: float, iou_threshold: float, max_detections: int,
-    box_coding: str = "v3",
+    box_coding: str = "v3", letterbox: bool = True, jit_compile: bool = False,
 ):
     """(letterboxed images, original (H, W)) → padded detections (see `bbox.postprocess`), as a plain function:
-    eager as it is, or wrapped by `tf.function`, XLA or an export archive."""
+    eager as it is, or wrapped by `tf.function` or an export archive. `letterbox=False`: the images were
+    stretched to the input size instead. `jit_compile`: the model and box decoding run XLA-compiled (NMS, whose
+    output size depends on the data, stays outside)."""
     input_hw = tuple(int(v) for v in model.input_shape[1:3])
     anchors = tf.constant(anchors, tf.float32)
 
+    def decode(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return decode_outputs(model(images, training=False), anchors, box_coding=box_coding)
+
+    if jit_compile:
+        decode = tf.function(decode, jit_compile=True)
+
     def detect(images: tf.Tensor, image_hw: tf.Tensor) -> dict[str, tf.Tensor]:
-        outputs = model(images, training=False)
-        return postprocess(outputs, anchors, image_hw, input_hw, score_threshold, iou_threshold, max_detections,
-                           box_coding)
+        boxes, scores = decode(images)
+        return select_detections(boxes, scores, image_hw, input_hw, score_threshold, iou_threshold, max_detections,
+                                 letterbox)
 
     return detect
 
 
 def make_detect_fn(
     model: keras.Model, anchors: np.ndarray, score_threshold: float, iou_threshold: float, max_detections: int,
-    box_coding: str = "v3",
+    box_coding: str = "v3", letterbox: bool = True, jit_compile: bool = False,
 ):
     """`detection_function` as a graph function."""
     return tf.function(detection_function(model, anchors, score_threshold, iou_threshold, max_detections,
-                                          box_coding), reduce_retracing=True)
+                                          box_coding, letterbox, jit_compile), reduce_retracing=True)
 
 
 def predict_annotations(
@@ -51,11 +59,14 @@ def predict_annotations(
     max_detections: int = 100,
     progress: bool = True,
     box_coding: str = "v3",
+    letterbox: bool = True,
+    jit_compile: bool = False,
 ) -> list[Detections]:
     """Detections for each image, in `image_paths` order."""
     input_hw = tuple(int(v) for v in model.input_shape[1:3])
-    detect = make_detect_fn(model, anchors, score_threshold, iou_threshold, max_detections, box_coding)
-    dataset = build_inference_dataset(image_paths, input_hw, batch_size)
+    detect = make_detect_fn(model, anchors, score_threshold, iou_threshold, max_detections, box_coding, letterbox,
+                            jit_compile)
+    dataset = build_inference_dataset(image_paths, input_hw, batch_size, letterbox)
     detections: list[Detections | None] = [None] * len(image_paths)
     bar = tqdm(total=len(image_paths), desc="detecting", unit="img", disable=not progress, leave=False)
     for images, image_hw, indices in dataset:

@@ -1,14 +1,22 @@
 """Export a trained detector with its pre- and post-processing, and check the export against the Keras model.
 
 SavedModel goes through Keras' `ExportArchive`. ONNX converts that SavedModel with tf2onnx (Keras' own
-`export(format="onnx")` covers the bare model only, not an endpoint with letterbox and NMS).
+`export(format="onnx")` covers the bare model only, not an endpoint with letterbox and NMS). LiteRT converts a
+batch-1 SavedModel with TensorFlow's LiteRT converter — Keras' `export(format="litert")` route — to builtin ops only,
+so the plain LiteRT interpreter (XNNPACK) runs it without the Flex delegate.
 
-The exported endpoint `serve` maps a batch of uint8 RGB images of one size, (B, H, W, 3) with any H and W, to
-boxes (B, K, 4) x1, y1, x2, y2 in those images' pixels, scores (B, K), classes (B, K) and count (B,).
+The exported endpoint `serve` maps a batch of uint8 RGB images of one size, (B, H, W, 3) with any H and W (B = 1 for
+LiteRT), to boxes (B, K, 4) x1, y1, x2, y2 in those images' pixels, scores (B, K), classes (B, K) and count (B,).
+Beside the export, `exported.write_metadata` records the class names and settings that `predict.py` and
+`get_map.py` need to run it.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,44 +28,78 @@ from utils.bbox import letterbox_image
 from utils.detections import Detections
 from utils.evaluation import detection_function
 
-EXPORT_FORMATS = ("saved_model", "onnx")
+EXPORT_FORMATS = ("saved_model", "onnx", "litert")
+QUANTIZATIONS = ("fp16", "int8")
 
 
 def inference_function(model: keras.Model, anchors: np.ndarray, box_coding: str, confidence: float,
-                       nms_iou: float, max_detections: int):
-    """The exported computation as a plain function of a uint8 image batch: letterbox, then
+                       nms_iou: float, max_detections: int, letterbox: bool = True):
+    """The exported computation as a plain function of a uint8 image batch: letterbox (or stretch), then
     `evaluation.detection_function`."""
     input_hw = tuple(int(v) for v in model.input_shape[1:3])
-    detect = detection_function(model, anchors, confidence, nms_iou, max_detections, box_coding)
+    detect = detection_function(model, anchors, confidence, nms_iou, max_detections, box_coding, letterbox)
 
     def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
         image_hw = tf.tile(tf.shape(images)[1:3][None], [tf.shape(images)[0], 1])
-        return detect(letterbox_image(images, input_hw), image_hw)
+        return detect(letterbox_image(images, input_hw, letterbox=letterbox), image_hw)
 
     return serve
 
 
 def export_saved_model(model: keras.Model, anchors: np.ndarray, box_coding: str, path: str | Path,
-                       confidence: float = 0.25, nms_iou: float = 0.45, max_detections: int = 100) -> None:
-    """Write a SavedModel through Keras' `ExportArchive` with the `serve` endpoint described above."""
+                       confidence: float = 0.25, nms_iou: float = 0.45, max_detections: int = 100,
+                       letterbox: bool = True, batch_size: int | None = None) -> None:
+    """Write a SavedModel through Keras' `ExportArchive` with the `serve` endpoint described above (`batch_size`
+    fixes the batch dimension, which LiteRT's converter needs to keep every shape static)."""
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(name="serve",
-                         fn=inference_function(model, anchors, box_coding, confidence, nms_iou, max_detections),
-                         input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+                         fn=inference_function(model, anchors, box_coding, confidence, nms_iou, max_detections,
+                                               letterbox),
+                         input_signature=[tf.TensorSpec([batch_size, None, None, 3], tf.uint8)])
     archive.write_out(str(path), verbose=False)
 
 
-def run_saved_model(path: str | Path):
-    """Load an exported SavedModel; returns a function image_rgb (H, W, 3) uint8 → `Detections`."""
-    loaded = tf.saved_model.load(str(path))
+def export_onnx(saved_model: str | Path, path: str | Path, opset: int = 17) -> None:
+    """Convert an exported SavedModel's `serve` endpoint to ONNX with tf2onnx's converter (a subprocess: it
+    configures TensorFlow's logging and graph state for itself)."""
+    command = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved_model), "--signature_def",
+               "serve", "--opset", str(opset), "--output", str(path)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0 or not Path(path).is_file():
+        raise RuntimeError(f"{path}: ONNX conversion failed:\n{result.stderr[-3000:]}")
 
-    def detect(image_rgb: np.ndarray) -> Detections:
-        result = {k: v.numpy() for k, v in loaded.serve(tf.constant(image_rgb[None], tf.uint8)).items()}
-        count = int(result["count"][0])
-        return Detections(result["boxes"][0, :count], result["scores"][0, :count], result["classes"][0, :count])
 
-    return detect
+def export_litert(model: keras.Model, anchors: np.ndarray, box_coding: str, path: str | Path,
+                  confidence: float = 0.25, nms_iou: float = 0.45, max_detections: int = 100,
+                  letterbox: bool = True, quantize: str | None = None,
+                  calibration: Iterable[np.ndarray] = ()) -> None:
+    """Write a `.tflite` LiteRT model of the batch-1 `serve` endpoint.
+
+    quantize: None (float32), "fp16" (float16 weights) or "int8" (int8 weights and activations where the op
+    allows, from the ranges the model sees on `calibration`, RGB uint8 images; float elsewhere: NMS, decoding).
+    """
+    if quantize not in (None, *QUANTIZATIONS):
+        raise ValueError(f"--quantize {quantize}: expected one of {', '.join(QUANTIZATIONS)}")
+    calibration = list(calibration)
+    if quantize == "int8" and not calibration:
+        raise ValueError("--quantize int8 needs calibration images (--calibration)")
+    with tempfile.TemporaryDirectory(prefix="effyolo_litert_") as saved_model:
+        export_saved_model(model, anchors, box_coding, saved_model, confidence, nms_iou, max_detections,
+                           letterbox, batch_size=1)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=["serve"])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantize == "fp16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        elif quantize == "int8":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ({"images": image[None]} for image in calibration)
+        flatbuffer = converter.convert()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(path).with_name(f".{Path(path).name}.partial")
+    partial.write_bytes(flatbuffer)
+    partial.replace(path)
 
 
 @dataclass(frozen=True)
@@ -92,31 +134,3 @@ def compare(reference: list[Detections], exported: list[Detections]) -> Parity:
             free[best] = False
             difference = max(difference, float(distances.min()))
     return Parity(len(reference), difference, classes, counts)
-
-
-def export_onnx(saved_model: str | Path, path: str | Path, opset: int = 17) -> None:
-    """Convert an exported SavedModel's `serve` endpoint to ONNX with tf2onnx's converter (a subprocess: it
-    configures TensorFlow's logging and graph state for itself)."""
-    import subprocess
-    import sys
-
-    command = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved_model), "--signature_def",
-               "serve", "--opset", str(opset), "--output", str(path)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0 or not Path(path).is_file():
-        raise RuntimeError(f"{path}: ONNX conversion failed:\n{result.stderr[-3000:]}")
-
-
-def run_onnx(path: str | Path):
-    """Load an ONNX export into ONNX Runtime (CPU); returns a function image_rgb (H, W, 3) uint8 → `Detections`."""
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = [output.name for output in session.get_outputs()]
-
-    def detect(image_rgb: np.ndarray) -> Detections:
-        result = dict(zip(names, session.run(None, {"images": image_rgb[None].astype(np.uint8)}), strict=True))
-        count = int(result["count"][0])
-        return Detections(result["boxes"][0, :count], result["scores"][0, :count], result["classes"][0, :count])
-
-    return detect

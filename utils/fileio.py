@@ -9,11 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp_path)` on a temporary file in the target's folder, then atomically replace `path`."""
+def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str | None = None) -> None:
+    """Call `write(tmp_path)` on a temporary file in the target's folder, then atomically replace `path`.
+    `suffix`: the temporary file's ending when the writer insists on one (default: the target's)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix or path.suffix, dir=path.parent)
     os.close(handle)
     tmp = Path(tmp_name)
     try:

@@ -22,7 +22,7 @@ def objectness_maps(model: keras.Model, image_rgb: np.ndarray) -> list[np.ndarra
         heat = tf.reduce_max(tf.sigmoid(raw[0, ..., 4]), axis=-1).numpy()  # (H/s, W/s)
         full = cv2.resize(heat, (input_hw[1], input_hw[0]), interpolation=cv2.INTER_LINEAR)
         x0, y0 = int(round(offset[0])), int(round(offset[1]))
-        inner = full[y0:y0 + int(round(height * scale)), x0:x0 + int(round(width * scale))]
+        inner = full[y0:y0 + int(round(height * scale[1])), x0:x0 + int(round(width * scale[0]))]
         maps.append(cv2.resize(inner, (width, height), interpolation=cv2.INTER_LINEAR))
     return maps
 

@@ -24,7 +24,7 @@ class Detector:
     """
 
     def __init__(self, run: str | Path, confidence: float = 0.5, nms_iou: float = 0.45, max_detections: int = 100,
-                 class_filter: list[str] | None = None) -> None:
+                 class_filter: list[str] | None = None, letterbox: bool = True, jit_compile: bool = False) -> None:
         self.model, self.config = load_detector(run)
         spec = self.config.model
         self.class_names = list(spec.class_names)
@@ -36,11 +36,13 @@ class Detector:
             raise ValueError(f"--classes {', '.join(unknown)}: not among the model's classes "
                              f"({', '.join(self.class_names)})")
         self.keep = None if not class_filter else np.array([self.class_names.index(n) for n in class_filter])
-        detect = make_detect_fn(self.model, self.anchors, confidence, nms_iou, max_detections, self.box_coding)
+        self.letterbox, self.jit_compile = letterbox, jit_compile
+        detect = make_detect_fn(self.model, self.anchors, confidence, nms_iou, max_detections, self.box_coding,
+                                letterbox, jit_compile)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
         def detect_frame(image: tf.Tensor) -> dict[str, tf.Tensor]:
-            letterboxed = letterbox_image(image, self.input_hw)[None]
+            letterboxed = letterbox_image(image, self.input_hw, letterbox=letterbox)[None]
             return detect(letterboxed, tf.shape(image)[None, :2])
 
         self.detect_frame = detect_frame
@@ -61,5 +63,6 @@ class Detector:
     def detect_paths(self, paths: list[str], batch_size: int = 8) -> list[Detections]:
         """Image files, batched through tf.data (decode and letterbox in the graph)."""
         found = predict_annotations(self.model, self.anchors, paths, batch_size, self.confidence, self.nms_iou,
-                                    self.max_detections, progress=len(paths) > 1, box_coding=self.box_coding)
+                                    self.max_detections, progress=len(paths) > 1, box_coding=self.box_coding,
+                                    letterbox=self.letterbox, jit_compile=self.jit_compile)
         return [self.only_kept(f) for f in found]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
@@ -14,10 +16,26 @@ from nets.loss import YoloV3Loss
 from nets.loss_v5 import YoloV5Loss
 from nets.yolo import build_yolo, freeze_backbone
 from utils.annotations import read_annotations
-from utils.callbacks import CloseMosaic, LastCheckpoint, MapEvaluation, SkippedSamplesReport, TrainingPlot
-from utils.config import TrainConfig, save_config
+from utils.callbacks import (
+    AtomicBackupAndRestore,
+    CloseMosaic,
+    LastCheckpoint,
+    LearningRateLog,
+    MapEvaluation,
+    SkippedSamplesReport,
+    TrainingPlot,
+    resumed_epoch,
+)
+from utils.config import LR_LIMITS, TrainConfig, save_config
 from utils.dataloader import build_dataset, with_level_targets
+from utils.distribute import build_on_local_batch, make_strategy, set_precision, strategy_name, worker_task
+from utils.fileio import atomic_write_text
+from utils.manifest import write_manifest
 from utils.sample_check import split_readable, usable_annotations
+from utils.schedules import WarmupDecay, scaled_learning_rate
+
+# Total steps below which an optimizer rarely converges from scratch (the efficientnet-yolo3-keras guidance).
+RECOMMENDED_STEPS = {"sgd": 50_000, "adam": 15_000, "adamw": 15_000}
 
 log = logging.getLogger(__name__)
 
@@ -43,32 +61,62 @@ def make_losses(config: TrainConfig) -> list[keras.losses.Loss]:
             for level in range(3)]
 
 
-def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """AdamW with linear warmup then cosine decay per step; no weight decay on BatchNorm or biases."""
-    total = max(1, config.epochs * steps_per_epoch)
-    warmup = min(int(config.warmup_epochs * steps_per_epoch), total - 1)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=config.learning_rate * 0.01 if warmup else config.learning_rate,
-        decay_steps=total - warmup,
-        alpha=config.min_learning_rate_ratio,
-        warmup_target=config.learning_rate if warmup else None,
-        warmup_steps=warmup,
-    )
-    optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
-    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+def peak_learning_rate(config: TrainConfig) -> float:
+    """The run's peak rate: `learning_rate` at the nominal batch, scaled to the batch size within the limits."""
+    limits = config.lr_limits or LR_LIMITS[config.optimizer]
+    return scaled_learning_rate(config.learning_rate, config.batch_size, config.nominal_batch_size, limits)
+
+
+def ema_momentum(config: TrainConfig, total_steps: int) -> float:
+    """The given EMA momentum, else one whose average spans about the last tenth of training (1 − 10 / steps),
+    within [0.99, 0.9999]."""
+    if config.ema_momentum is not None:
+        return config.ema_momentum
+    return min(max(1.0 - 10.0 / max(total_steps, 1), 0.99), 0.9999)
+
+
+def make_optimizer(config: TrainConfig, total_steps: int, warmup_steps: int) -> keras.optimizers.Optimizer:
+    """SGD (Nesterov) / Adam / AdamW with warmup then cosine or step decay per step, optional EMA and gradient
+    clipping; weight decay on kernels only (not BatchNorm or biases)."""
+    total = max(1, total_steps)
+    warmup = min(warmup_steps, total - 1)
+    schedule = WarmupDecay(peak_learning_rate(config), total, warmup, config.min_learning_rate_ratio,
+                           config.lr_decay)
+    common = {"learning_rate": schedule, "global_clipnorm": config.clip_norm, "use_ema": config.ema,
+              "ema_momentum": ema_momentum(config, total)}
+    if config.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(momentum=config.momentum, nesterov=True,
+                                         weight_decay=config.weight_decay or None, **common)
+    elif config.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(beta_1=config.momentum, **common)
+    else:
+        optimizer = keras.optimizers.AdamW(beta_1=config.momentum, weight_decay=config.weight_decay, **common)
+    if optimizer.weight_decay:
+        optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
     return optimizer
 
 
-def train(config: TrainConfig) -> dict:
-    """Train a detector and write the run directory (DESIGN.md). Returns the final validation metrics.
+def warn_if_too_short(config: TrainConfig, total_steps: int) -> None:
+    wanted = RECOMMENDED_STEPS[config.optimizer]
+    if total_steps < wanted // 2:
+        log.warning("%d training steps planned over %d epochs; %s usually needs about %d from scratch: consider "
+                    "about %d epochs, or pretrained backbone weights", total_steps, config.epochs, config.optimizer,
+                    wanted, math.ceil(wanted * config.epochs / total_steps))
 
-    An interrupted run started again with the same `run_dir` resumes from its last completed epoch.
-    """
-    keras.utils.set_random_seed(config.seed)
-    run_dir = Path(config.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.json")
 
+def keep_log_rows_before(csv_path: Path, epoch: int) -> None:
+    """On resume, drop CSV rows of epochs the resume state does not hold (written just before a kill, or the
+    epoch that went NaN), so the log continues without duplicates."""
+    if not csv_path.is_file():
+        return
+    lines = csv_path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if line.strip() and int(float(line.split(",")[0])) < epoch]
+    if len(kept) != len(lines):
+        atomic_write_text(csv_path, "".join(kept))
+
+
+def load_training_data(config: TrainConfig):
+    """Training annotations (bad samples skipped and counted), readable validation annotations, the skip report."""
     train_annotations, train_problems = read_annotations(config.train, strict=False)  # strict: all listed below
     val_annotations, val_problems = read_annotations(config.val, strict=False)
     train_annotations, skipped = usable_annotations(train_annotations, train_problems, config.strict)
@@ -83,45 +131,114 @@ def train(config: TrainConfig) -> dict:
         log.warning("skipping validation image %s: corrupt or not an image (decoding failed)", path)
     if not val_annotations:
         raise ValueError(f"{config.val}: none of the annotated images exist and decode")
-    spec = config.model
-    input_hw = (spec.input_size, spec.input_size)
-    mosaic_switch = tf.Variable(1.0, trainable=False, name="mosaic_enabled")
-    train_data = build_dataset(train_annotations, input_hw, config.batch_size, training=True,
-                               augment=config.augment, seed=config.seed, max_boxes=config.max_boxes,
-                               cache=config.cache, mosaic_enabled=mosaic_switch)
-    steps_per_epoch = len(train_annotations) // config.batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(f"{config.train}: {len(train_annotations)} images is fewer than one batch of "
-                         f"{config.batch_size}")
+    return train_annotations, val_annotations, skipped
 
-    model = build_model_for(config)
-    if config.freeze_backbone:
-        freeze_backbone(model)
-    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=make_losses(config), jit_compile=False)
 
+@dataclass(frozen=True)
+class Phase:
+    """Epochs [first_epoch, end_epoch) trained at one batch size, with the backbone frozen or not."""
+
+    first_epoch: int
+    end_epoch: int
+    batch_size: int
+    frozen: bool
+
+
+def training_phases(config: TrainConfig) -> list[Phase]:
+    """A frozen-backbone phase (`freeze_epochs` at `freeze_batch_size`), then the rest at `batch_size`."""
+    frozen_end = min(config.freeze_epochs, config.epochs)
+    phases = [Phase(0, frozen_end, config.freeze_batch_size or config.batch_size, True)] if frozen_end else []
+    if config.epochs > frozen_end:
+        phases.append(Phase(frozen_end, config.epochs, config.batch_size, config.freeze_backbone))
+    return phases
+
+
+def train_callbacks(config: TrainConfig, run_dir: Path, map_evaluation: MapEvaluation, skipped,
+                    mosaic_switch: tf.Variable) -> list[keras.callbacks.Callback]:
     csv_path = run_dir / "training_log.csv"
-    map_evaluation = MapEvaluation(val_annotations, spec.anchor_array(), list(spec.class_names),
-                                   run_dir / "best.keras", period=config.eval_period, total_epochs=config.epochs,
-                                   batch_size=config.eval_batch_size, history_csv=csv_path,
-                                   box_coding=spec.assigner)
     callbacks = [CloseMosaic(mosaic_switch, config.epochs, config.close_mosaic)] if (
         config.augment.mosaic or config.augment.mixup) else []
-    callbacks += [
-        keras.callbacks.BackupAndRestore(str(run_dir / "resume"), delete_checkpoint=False),
+    return callbacks + [
         keras.callbacks.TerminateOnNaN(),
         SkippedSamplesReport(skipped),
         map_evaluation,
-        LastCheckpoint(run_dir / "last.keras"),
+        LearningRateLog(),
         keras.callbacks.CSVLogger(str(csv_path), append=True),
+        LastCheckpoint(run_dir / "last.keras"),
+        # After the CSV row: a kill between the two repeats that epoch, and the row is dropped on resume.
+        AtomicBackupAndRestore(str(run_dir / "resume"), delete_checkpoint=False),
         TrainingPlot(csv_path, run_dir / "training.png"),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
     ]
-    history = model.fit(with_level_targets(train_data.repeat()), epochs=config.epochs, steps_per_epoch=steps_per_epoch,
-                        callbacks=callbacks, shuffle=False,
-                        verbose=1 if sys.stdout.isatty() else 2)  # progress bar on a terminal, else a line per epoch
-    losses = history.history.get("loss", [])
-    if losses and not math.isfinite(losses[-1]):
-        raise FloatingPointError(f"training loss became {losses[-1]}; the last good state is in {run_dir}")
+
+
+def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> dict:
+    """Train a detector and write the run directory (DESIGN.md). Returns the final validation metrics.
+
+    Phases (`training_phases`) run in one loop with one optimizer and one per-step schedule across them: the
+    optimizer is built on every variable any phase trains, so its state has the same shape in every phase and a
+    resume state loads in any of them. A run started again on the same `run_dir` resumes after its last completed
+    epoch, with weights, optimizer, EMA and schedule state, and the data order and augmentation of that epoch.
+    `strategy`: made from `config.strategy` when not given (a multi-worker one must exist before any op runs).
+    """
+    strategy = strategy or make_strategy(config.strategy)
+    keras.utils.set_random_seed(config.seed)
+    precision = set_precision(config.mixed_precision)
+    chief, worker = worker_task()
+    # Only the chief writes the run directory; other workers write the same files to a scratch folder.
+    run_dir = Path(config.run_dir) if chief else Path(tempfile.mkdtemp(prefix=f"effyolo_worker{worker}_"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / "config.json")
+    train_annotations, val_annotations, skipped = load_training_data(config)
+    spec = config.model
+    phases = training_phases(config)
+    steps = [len(train_annotations) // phase.batch_size for phase in phases]
+    if min(steps) == 0:
+        raise ValueError(f"{config.train}: {len(train_annotations)} images is fewer than one batch of "
+                         f"{max(phase.batch_size for phase in phases)}")
+    total_steps = sum((phase.end_epoch - phase.first_epoch) * n for phase, n in zip(phases, steps, strict=True))
+    warn_if_too_short(config, total_steps)
+    start_epoch = resumed_epoch(run_dir / "resume")
+    keep_log_rows_before(run_dir / "training_log.csv", start_epoch)
+    if start_epoch:
+        print(f"resuming {run_dir} after epoch {start_epoch} of {config.epochs}")
+    with strategy.scope():
+        model = build_model_for(config)
+        optimizer = make_optimizer(config, total_steps, int(config.warmup_epochs * steps[0]))
+        optimizer.build(model.trainable_variables)
+    write_manifest(config, run_dir / "manifest.json", {
+        "peak_learning_rate": peak_learning_rate(config), "steps_per_epoch": steps[-1], "total_steps": total_steps,
+        "phases": [{**asdict(phase), "steps_per_epoch": n} for phase, n in zip(phases, steps, strict=True)],
+        "ema_momentum": optimizer.ema_momentum if config.ema else None, "precision": precision,
+        "replicas": strategy.num_replicas_in_sync, "strategy": strategy_name(strategy), "start_epoch": start_epoch})
+    map_evaluation = MapEvaluation(val_annotations, spec.anchor_array(), list(spec.class_names),
+                                   run_dir / "best.keras", period=config.eval_period, total_epochs=config.epochs,
+                                   batch_size=config.eval_batch_size, box_coding=spec.assigner,
+                                   patience=config.patience)
+    mosaic_switch = tf.Variable(1.0, trainable=False, name="mosaic_enabled")
+    for phase, steps_per_epoch in zip(phases, steps, strict=True):
+        if phase.end_epoch <= start_epoch or map_evaluation.stopped:
+            continue
+        first_epoch = max(phase.first_epoch, start_epoch)
+        freeze_backbone(model, phase.frozen)
+        with strategy.scope():
+            model.compile(optimizer=optimizer, loss=make_losses(config), jit_compile=False)
+        build_on_local_batch(model, strategy)
+        data = build_dataset(train_annotations, (spec.input_size, spec.input_size), phase.batch_size, training=True,
+                             augment=config.augment, seed=config.seed, max_boxes=config.max_boxes,
+                             cache=config.cache, mosaic_enabled=mosaic_switch, start_epoch=first_epoch)
+        if len(phases) > 1:
+            print(f"epochs {first_epoch + 1}–{phase.end_epoch}: batch {phase.batch_size}, backbone "
+                  f"{'frozen' if phase.frozen else 'trained'}")
+        history = model.fit(with_level_targets(data), initial_epoch=first_epoch, epochs=phase.end_epoch,
+                            steps_per_epoch=steps_per_epoch, shuffle=False,
+                            callbacks=train_callbacks(config, run_dir, map_evaluation, skipped, mosaic_switch),
+                            verbose=1 if sys.stdout.isatty() else 2)  # a progress bar on a terminal
+        losses = history.history.get("loss", [])
+        if losses and not math.isfinite(losses[-1]):
+            done = resumed_epoch(run_dir / "resume")
+            raise FloatingPointError(
+                f"training loss became {losses[-1]} in epoch {done + 1}; stopped. The state after epoch {done} is "
+                f"saved in {run_dir / 'resume'}: fix the cause (a lower --lr, --clip-norm, the data) and continue "
+                f"with --resume {run_dir} [changed flags]")
     return map_evaluation.last_metrics or {}
-
-

@@ -1,0 +1,122 @@
+"""CPU latency of the whole detector (letterbox, model, decoding, NMS) in every runtime, with GFLOPs and GFLOP/s.
+
+For each neck and input size: an EfficientNet-B0 detector (untrained weights: the cost does not depend on them) is
+timed at batch 1 in TensorFlow eager, graph and XLA modes, then exported (SavedModel, ONNX, LiteRT float32 and
+int8) and timed in TensorFlow, ONNX Runtime and the LiteRT interpreter. Every row is the median of `--runs` calls
+after `--warmup` untimed ones, on a uint8 image of the input size. GFLOP/s = the detector's GFLOPs (convolutions,
+2 × multiply-adds) / median latency. Run it on an otherwise idle machine; medians resist some noise, not all.
+
+Example:
+    python benchmarks/bench_inference.py --sizes 416 640 --necks yolov3 yolov5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+RUNTIMES = ("eager", "graph", "xla", "saved_model", "onnxruntime", "litert", "litert-int8")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="efficientnet-b0")
+    parser.add_argument("--necks", nargs="+", default=["yolov3", "yolov5"])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[416, 640])
+    parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES))
+    parser.add_argument("--num-classes", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=30)
+    return parser.parse_args(argv)
+
+
+def runtime_calls(runtimes: list[str], model, anchors, box_coding: str, workdir: Path) -> dict:
+    """runtime name → a function of a uint8 (1, H, W, 3) batch."""
+    import numpy as np
+    import tensorflow as tf
+
+    from utils.bbox import letterbox_image
+    from utils.evaluation import detection_function
+    from utils.export import export_litert, export_onnx, export_saved_model
+    from utils.exported import batch_runner
+
+    input_hw = tuple(int(v) for v in model.input_shape[1:3])
+    calls = {}
+    for runtime in runtimes:
+        if runtime in ("eager", "graph", "xla"):
+            detect = detection_function(model, anchors, 0.25, 0.45, 100, box_coding, jit_compile=runtime == "xla")
+
+            def run(images, detect=detect):
+                image_hw = tf.shape(images)[1:3][None]
+                return detect(letterbox_image(images, input_hw), image_hw)
+
+            calls[runtime] = run if runtime == "eager" else tf.function(run)
+        elif runtime == "saved_model":
+            export_saved_model(model, anchors, box_coding, workdir / "saved_model")
+            calls[runtime] = batch_runner(workdir / "saved_model")
+        elif runtime == "onnxruntime":
+            if not (workdir / "saved_model").is_dir():
+                export_saved_model(model, anchors, box_coding, workdir / "saved_model")
+            export_onnx(workdir / "saved_model", workdir / "model.onnx")
+            calls[runtime] = batch_runner(workdir / "model.onnx")
+        else:
+            int8 = runtime == "litert-int8"
+            calibration = [np.random.default_rng(i).integers(0, 255, (*input_hw, 3), dtype=np.uint8)
+                           for i in range(8)] if int8 else []
+            path = workdir / f"{runtime}.tflite"
+            export_litert(model, anchors, box_coding, path, quantize="int8" if int8 else None,
+                          calibration=calibration)
+            calls[runtime] = batch_runner(path)
+    return calls
+
+
+def median_ms(call, images, warmup: int, runs: int) -> float:
+    from utils.speed import time_calls
+
+    return statistics.median(time_calls(lambda: call(images), runs, warmup))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import keras
+    import numpy as np
+
+    from nets.yolo import build_yolo
+    from utils.model_stats import model_flops
+
+    anchors416 = np.loadtxt(Path(__file__).resolve().parent.parent / "model_data" / "yolo_anchors.txt",
+                            delimiter=",").reshape(9, 2)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"batch 1, post-processing included, medians of {args.runs} calls")
+    print("| detector | size | GFLOPs | runtime | median ms | GFLOP/s | vs graph |")
+    print("|---|---:|---:|---|---:|---:|---:|")
+    for neck in args.necks:
+        box_coding = "v5" if neck == "yolov5" else "v3"
+        for size in args.sizes:
+            keras.utils.set_random_seed(0)
+            model = build_yolo(args.backbone, neck, args.num_classes, input_shape=(size, size, 3))
+            gflops = model_flops(model) / 1e9
+            anchors = (anchors416 * size / 416).astype(np.float32)
+            images = np.random.default_rng(0).integers(0, 255, (1, size, size, 3), dtype=np.uint8)
+            with tempfile.TemporaryDirectory(prefix="effyolo_bench_") as workdir:
+                calls = runtime_calls(args.runtimes, model, anchors, box_coding, Path(workdir))
+                graph_ms = None
+                for runtime, call in calls.items():
+                    ms = median_ms(call, images, args.warmup, args.runs)
+                    graph_ms = ms if runtime == "graph" else graph_ms
+                    ratio = f"{graph_ms / ms:.2f}×" if graph_ms else "–"
+                    print(f"| {args.backbone} + {neck} | {size} | {gflops:.2f} | {runtime} | {ms:.1f} | "
+                          f"{gflops / ms * 1000:.0f} | {ratio} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

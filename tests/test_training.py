@@ -1,0 +1,202 @@
+"""Training configuration, learning-rate schedule, optimizers, EMA, early stopping and the manifest (no fitting)."""
+
+import hashlib
+import json
+import math
+
+import numpy as np
+import pytest
+
+import train
+from utils.config import load_config, save_config, to_dict
+
+
+def config_from(tmp_path, *flags):
+    classes = tmp_path / "classes.txt"
+    classes.write_text("a\nb\n")
+    return train.resolve_config(["--train", "t.txt", "--val", "v.txt", "--classes", str(classes),
+                                 "--run-dir", str(tmp_path / "run"), *flags])[0]
+
+
+def test_config_round_trips_through_json_and_yaml_and_flags_override_it(tmp_path):
+    import yaml
+
+    config = config_from(tmp_path, "--optimizer", "sgd", "--lr-decay", "step", "--ema", "--clip-norm", "10",
+                         "--lr-limits", "1e-4", "1e-2", "--patience", "5", "--mosaic", "0.5", "--phi", "1")
+    assert (config.optimizer, config.learning_rate, config.momentum) == ("sgd", 1e-2, 0.937)  # sgd defaults
+    save_config(config, tmp_path / "config.json")
+    assert load_config(tmp_path / "config.json") == config
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(to_dict(config)))
+    assert load_config(tmp_path / "config.yaml") == config
+    overridden = train.resolve_config(["--config", str(tmp_path / "config.yaml"), "--epochs", "7", "--hsv-h", "0",
+                                       "--no-ema", "--optimizer", "adam"])[0]
+    assert (overridden.epochs, overridden.augment.hsv_h, overridden.ema) == (7, 0.0, False)
+    # A new optimizer without --lr takes that optimizer's default rate and momentum.
+    assert (overridden.optimizer, overridden.learning_rate, overridden.momentum) == ("adam", 8e-3, 0.9)
+    assert overridden.augment.mosaic == 0.5 and overridden.model == config.model and overridden.patience == 5
+
+
+def test_resume_needs_only_the_run_dir_and_keeps_the_model(tmp_path):
+    config = config_from(tmp_path, "--epochs", "3")
+    run = tmp_path / "run"
+    run.mkdir()
+    save_config(config, run / "config.json")
+    resumed, check_anchors = train.resolve_config(["--resume", str(run)])
+    assert resumed == config and not check_anchors
+    assert train.resolve_config(["--resume", str(run), "--clip-norm", "5"])[0].clip_norm == 5
+    with pytest.raises(SystemExit, match="cannot change on resume .--input-size"):
+        train.resolve_config(["--resume", str(run), "--input-size", "320"])
+
+
+def test_missing_required_flags_are_named():
+    with pytest.raises(SystemExit, match="--train, --val, --classes, --run-dir required"):
+        train.resolve_config([])
+
+
+def test_learning_rate_is_scaled_by_batch_within_limits():
+    from utils.schedules import scaled_learning_rate
+
+    assert scaled_learning_rate(8e-3, 8, 64, (1e-4, 4e-3)) == pytest.approx(1e-3)
+    assert scaled_learning_rate(8e-3, 256, 64, (1e-4, 4e-3)) == pytest.approx(4e-3)  # 3.2e-2 clipped
+    assert scaled_learning_rate(1e-3, 2, 64, (1e-4, 4e-3)) == pytest.approx(1e-4)  # 3.1e-5 clipped
+    assert scaled_learning_rate(2e-3, 8, 0, (1e-4, 4e-3)) == 2e-3  # scaling off
+
+
+def test_warmup_then_cosine_and_step_decay_values():
+    from utils.schedules import WarmupDecay
+
+    cosine = WarmupDecay(0.01, total_steps=110, warmup_steps=10, final_ratio=0.01)
+    # warmup 1e-4 → 1e-2 linearly; cosine from 1e-2 to 1e-4 over 100 steps: halfway (step 60) is the mean.
+    expected = {0: 1e-4, 5: 0.01 * (0.01 + 0.99 * 0.5), 10: 0.01, 60: (0.01 + 1e-4) / 2, 110: 1e-4, 500: 1e-4}
+    for step, value in expected.items():
+        assert float(cosine(step)) == pytest.approx(value, rel=1e-5), step
+    step = WarmupDecay(0.01, total_steps=100, warmup_steps=0, final_ratio=0.01, decay="step")
+    # ten levels from 1e-2 to 1e-4: level k = 1e-2 · 0.01^(k / 9), each 10 steps long.
+    for at, level in ((0, 0), (9, 0), (10, 1), (55, 5), (99, 9), (100, 9)):
+        assert float(step(at)) == pytest.approx(0.01 * 0.01 ** (level / 9), rel=1e-5), at
+    assert WarmupDecay.from_config(step.get_config()).get_config() == step.get_config()
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+def test_weight_decay_reaches_kernels_only(name, tmp_path):
+    import dataclasses
+
+    import keras
+
+    from utils.training import make_optimizer
+
+    config = dataclasses.replace(config_from(tmp_path, "--optimizer", name, "--warmup-epochs", "0",
+                                             "--nominal-batch-size", "0", "--lr", "0.1", "--weight-decay", "0.5"),
+                                 epochs=1)
+    optimizer = make_optimizer(config, total_steps=10, warmup_steps=0)
+    assert isinstance(optimizer, {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
+                                  "adamw": keras.optimizers.AdamW}[name])
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(keras.layers.Dense(2)(inputs)))
+    for variable in model.trainable_variables:
+        variable.assign(np.ones(variable.shape, np.float32))
+    optimizer.apply_gradients([(np.zeros(v.shape, np.float32), v) for v in model.trainable_variables])
+    after = {v.path.split("/")[-1]: float(np.asarray(v).ravel()[0]) for v in model.trainable_variables}
+    decayed = 1 - 0.1 * 0.5  # decoupled decay: w ← w − lr · wd · w, with zero gradients
+    assert after["kernel"] == pytest.approx(1.0 if name == "adam" else decayed, rel=1e-5)
+    assert after["bias"] == after["gamma"] == after["beta"] == 1.0
+    assert optimizer.nesterov if name == "sgd" else optimizer.beta_1 == 0.9
+
+
+def test_averaged_weights_are_swapped_in_and_back():
+    import keras
+
+    from utils.callbacks import averaged_weights
+
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(optimizer=keras.optimizers.SGD(0.1, use_ema=True, ema_momentum=0.5), loss="mse")
+    x, y = np.ones((4, 2), np.float32), np.full((4, 1), 3.0, np.float32)
+    for _ in range(3):  # (fit would end by copying the averages into the model: Keras' finalize step)
+        model.train_on_batch(x, y)
+    trained = [np.asarray(v).copy() for v in model.trainable_variables]
+    averages = [np.asarray(a).copy() for a in model.optimizer._model_variables_moving_average]
+    assert not np.allclose(trained[0], averages[0])
+    with averaged_weights(model):
+        for variable, average in zip(model.trainable_variables, averages, strict=True):
+            np.testing.assert_allclose(np.asarray(variable), average)
+    for variable, value in zip(model.trainable_variables, trained, strict=True):
+        np.testing.assert_allclose(np.asarray(variable), value)
+
+
+def test_patience_stops_after_epochs_without_a_better_map(tmp_path, monkeypatch):
+    import keras
+
+    import utils.callbacks as callbacks
+
+    scores = iter([0.2, 0.5, 0.4, 0.45, 0.49, 0.6])
+    monkeypatch.setattr(callbacks, "evaluate_model", lambda *a, **k: {"map50": next(scores), "map50_95": 0.1})
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    evaluation = callbacks.MapEvaluation([], np.zeros((9, 2)), ["a"], tmp_path / "best.keras", patience=3)
+    model.stop_training = False  # as model.fit sets it
+    evaluation.set_model(model)
+    evaluation.on_train_begin()
+    stopped_at = None
+    for epoch in range(6):
+        evaluation.on_epoch_end(epoch, {"loss": 1.0})
+        if model.stop_training:
+            stopped_at = epoch
+            break
+    assert stopped_at == 4  # best 0.5 at epoch index 1; 0.4, 0.45, 0.49 are three epochs without a better one
+    assert json.loads((tmp_path / "best.json").read_text()) == {"epoch": 2, "val_map50": 0.5, "val_map50_95": 0.1}
+    # A resumed run reads the best back and does not replace best.keras with a worse model.
+    again = callbacks.MapEvaluation([], np.zeros((9, 2)), ["a"], tmp_path / "best.keras", patience=3)
+    again.set_model(model)
+    again.on_train_begin()
+    assert (again.best, again.best_epoch) == (0.5, 1)
+    # An epoch whose loss went NaN is neither evaluated nor saved.
+    logs = {"loss": math.nan}
+    again.on_epoch_end(5, logs)
+    assert math.isnan(logs["val_map50"])
+
+
+def test_manifest_records_versions_commit_config_hash_and_data(tmp_path):
+    from utils.manifest import config_hash, write_manifest
+
+    (tmp_path / "t.txt").write_text("a.jpg 1,2,3,4,0\nb.jpg\n")
+    (tmp_path / "v.txt").write_text("c.jpg")
+    config = config_from(tmp_path)
+    import dataclasses
+
+    config = dataclasses.replace(config, train=str(tmp_path / "t.txt"), val=str(tmp_path / "v.txt"))
+    manifest = write_manifest(config, tmp_path / "manifest.json", {"peak_learning_rate": 1e-3})
+    assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
+    assert manifest["config_sha256"] == config_hash(config) != config_hash(dataclasses.replace(config, epochs=1))
+    assert manifest["annotations"]["train"]["lines"] == 2 and manifest["annotations"]["val"]["lines"] == 1
+    assert manifest["annotations"]["train"]["sha256"] == hashlib.sha256(b"a.jpg 1,2,3,4,0\nb.jpg\n").hexdigest()
+    assert manifest["packages"]["tensorflow"] and manifest["packages"]["keras"]
+    assert len(manifest["git"]["commit"]) == 40 or manifest["git"]["commit"] == "unknown"
+
+
+def test_phases_freeze_the_backbone_first_at_their_own_batch_size(tmp_path):
+    from utils.training import Phase, training_phases
+
+    phased = config_from(tmp_path, "--epochs", "10", "--freeze-epochs", "3", "--freeze-batch-size", "16",
+                         "--batch-size", "4")
+    assert training_phases(phased) == [Phase(0, 3, 16, True), Phase(3, 10, 4, False)]
+    assert training_phases(config_from(tmp_path, "--epochs", "5")) == [Phase(0, 5, 8, False)]
+    assert training_phases(config_from(tmp_path, "--epochs", "5", "--freeze-backbone")) == [Phase(0, 5, 8, True)]
+
+
+def test_mixed_precision_computes_in_bfloat16_with_float32_outputs():
+    import keras
+
+    from nets.yolo import build_yolo
+    from utils.distribute import set_precision
+
+    try:
+        assert set_precision(True) == "mixed_bfloat16"  # no GPU here
+        model = build_yolo("shufflenetv2-x0.5", "yolov5", 2, input_shape=(64, 64, 3))
+        outputs = model(np.zeros((1, 64, 64, 3), np.float32))
+        assert [o.dtype.name for o in outputs] == ["float32"] * 3
+        assert model.get_layer("backbone").compute_dtype == "bfloat16"
+        assert all(v.dtype == "float32" for v in model.trainable_variables)  # float32 master weights
+    finally:
+        assert set_precision(False) == "float32"
+    assert keras.config.dtype_policy().name == "float32"

@@ -1,0 +1,54 @@
+"""Learning rate per step: linear warmup, then cosine or step decay to a final fraction of the peak; and the peak
+itself, scaled by batch size against a nominal batch."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+from utils.config import LR_DECAYS
+
+STEP_DECAY_STEPS = 10  # step decay: ten equal drops from the peak to the final rate
+
+
+def scaled_learning_rate(learning_rate: float, batch_size: int, nominal_batch_size: int,
+                         limits: tuple[float, float]) -> float:
+    """`learning_rate` is the rate at `nominal_batch_size`; scale it linearly to `batch_size` and clip it to
+    `limits`. A nominal batch of 0 turns scaling (and clipping) off."""
+    if nominal_batch_size <= 0:
+        return learning_rate
+    low, high = limits
+    return min(max(learning_rate * batch_size / nominal_batch_size, low), high)
+
+
+@keras.saving.register_keras_serializable(package="effyolo")
+class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup from `warmup_start × peak` to `peak` over `warmup_steps`, then cosine or step decay to
+    `final_ratio × peak` at `total_steps` (constant after)."""
+
+    def __init__(self, peak: float, total_steps: int, warmup_steps: int = 0, final_ratio: float = 0.01,
+                 decay: str = "cosine", warmup_start: float = 0.01) -> None:
+        if decay not in LR_DECAYS:
+            raise ValueError(f"unknown lr decay {decay!r}; expected one of {LR_DECAYS}")
+        self.peak, self.total_steps, self.warmup_steps = float(peak), int(total_steps), int(warmup_steps)
+        self.final_ratio, self.decay, self.warmup_start = float(final_ratio), decay, float(warmup_start)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warmup = max(self.warmup_steps, 1)
+        warm = self.peak * (self.warmup_start + (1.0 - self.warmup_start) * step / warmup)
+        decay_steps = max(self.total_steps - self.warmup_steps, 1)
+        progress = ops.clip((step - self.warmup_steps) / decay_steps, 0.0, 1.0)
+        final = self.peak * self.final_ratio
+        if self.decay == "cosine":
+            decayed = final + (self.peak - final) * 0.5 * (1.0 + ops.cos(math.pi * progress))
+        else:
+            drops = ops.minimum(ops.floor(progress * STEP_DECAY_STEPS), STEP_DECAY_STEPS - 1)
+            decayed = self.peak * ops.power(self.final_ratio, drops / (STEP_DECAY_STEPS - 1))
+        return ops.where(step < self.warmup_steps, warm, decayed)
+
+    def get_config(self) -> dict:
+        return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
+                "final_ratio": self.final_ratio, "decay": self.decay, "warmup_start": self.warmup_start}
