@@ -57,7 +57,7 @@ def test_int8_litert_export_completes_with_a_calibration_set(tiny_run, tmp_path,
     assert code == 0, printed
     assert out.stat().st_size < 0.5 * float_bytes  # int8 weights, not float32
     assert json.loads((tmp_path / "int8.tflite.json").read_text())["quantize"] == "int8"
-    assert "calibrating int8 on 4 images" in printed and "int8 is not held to --tolerance" in printed
+    assert "calibrating int8 on 4 images" in printed and "reported (quantized: judged by mAP)" in printed
     with pytest.raises(ValueError, match="needs --calibration"):
         predict.main(["export", "--run-dir", str(tiny_run), "--format", "litert", "--output",
                       str(tmp_path / "x.tflite"), "--quantize", "int8"])
