@@ -1,4 +1,5 @@
-"""`train(config)`: build data and model from a `TrainConfig`, fit with callbacks, leave a complete run directory."""
+"""`train(config)`: build data and model from a `TrainConfig`, fit its phases with callbacks, leave a complete run
+directory (resumable at every epoch)."""
 
 from __future__ import annotations
 
