@@ -50,17 +50,15 @@ def detect_with_export(args: argparse.Namespace, annotations: list) -> tuple[lis
     """Run an exported model over the readable annotated images (its score threshold, NMS IoU and detection cap
     are those it was exported with)."""
     from utils.exported import ExportedDetector
-    from utils.sample_check import split_readable
+    from utils.sample_check import split_readable, unusable_reasons
 
     detector = ExportedDetector(args.run)
     meta = detector.metadata
     print(f"{args.run}: {meta.format}{' ' + meta.quantize if meta.quantize else ''} export, score threshold "
           f"{meta.confidence}, NMS IoU {meta.nms_iou}, at most {meta.max_detections} detections", file=sys.stderr)
     annotations, missing, unreadable = split_readable(annotations)
-    for path in missing:
-        print(f"skipped {path}: image file not found", file=sys.stderr)
-    for path in unreadable:
-        print(f"skipped {path}: corrupt or not an image (decoding failed)", file=sys.stderr)
+    for reason in unusable_reasons(missing, unreadable):
+        print(f"skipped {reason}", file=sys.stderr)
     return annotations, detector.detect_paths([a.image_path for a in annotations]), detector.class_names
 
 

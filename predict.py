@@ -19,7 +19,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--run-dir", "--model", dest="run", required=True,
@@ -243,21 +242,14 @@ def run_fps(args: argparse.Namespace) -> int:
     timings = detector_latency(model, config.model.anchor_array(), config.model.assigner, args.batch_sizes,
                                args.runtimes, runs=args.runs)
     input_hw = (config.model.input_size, config.model.input_size)
-    if args.saved_model:
-        import tensorflow as tf
+    from utils.exported import litert_runner, onnx_runner, saved_model_runner
 
-        loaded = tf.saved_model.load(args.saved_model)
-        timings += exported_latency("saved_model", lambda x: loaded.serve(tf.constant(x)), input_hw,
+    if args.saved_model:
+        timings += exported_latency("saved_model", saved_model_runner(args.saved_model), input_hw,
                                     args.batch_sizes, args.runs)
     if args.onnx:
-        import onnxruntime
-
-        session = onnxruntime.InferenceSession(args.onnx, providers=["CPUExecutionProvider"])
-        timings += exported_latency("onnxruntime", lambda x: session.run(None, {"images": x}), input_hw,
-                                    args.batch_sizes, args.runs)
+        timings += exported_latency("onnxruntime", onnx_runner(args.onnx), input_hw, args.batch_sizes, args.runs)
     if args.litert:
-        from utils.exported import litert_runner
-
         timings += exported_latency("litert", litert_runner(args.litert), input_hw, [1], args.runs)
     size = config.model.input_size
     print(f"{config.model.backbone} + {config.model.neck}, {size}×{size}, post-processing included; "
@@ -314,8 +306,7 @@ def calibration_images(args: argparse.Namespace, input_hw: tuple[int, int]) -> l
 
     if not args.calibration:
         raise ValueError("--quantize int8 needs --calibration FILE (annotation lines or image paths)")
-    annotations, problems = read_annotations(args.calibration, strict=False)
-    readable = split_readable(annotations)[0][:args.calibration_images]
+    readable = split_readable(read_annotations(args.calibration, strict=False)[0])[0][:args.calibration_images]
     if not readable:
         raise ValueError(f"{args.calibration}: no readable images to calibrate with")
     print(f"calibrating int8 on {len(readable)} images of {args.calibration}")
@@ -343,7 +334,6 @@ def export_map_change(args: argparse.Namespace, detector, exported) -> tuple[str
 
 
 def run_export(args: argparse.Namespace) -> int:
-    import shutil
     import tempfile
 
     import numpy as np
@@ -361,10 +351,9 @@ def run_export(args: argparse.Namespace) -> int:
         calibration = calibration_images(args, detector.input_hw) if args.quantize == "int8" else []
         export_litert(*settings, args.output, *thresholds, quantize=args.quantize, calibration=calibration)
     elif args.format == "onnx":
-        saved_model = tempfile.mkdtemp(prefix="effyolo_export_")
-        export_saved_model(*settings, saved_model, *thresholds)
-        export_onnx(saved_model, args.output)
-        shutil.rmtree(saved_model, ignore_errors=True)
+        with tempfile.TemporaryDirectory(prefix="effyolo_export_") as saved_model:
+            export_saved_model(*settings, saved_model, *thresholds)
+            export_onnx(saved_model, args.output)
     else:
         export_saved_model(*settings, args.output, *thresholds)
     write_metadata(args.output, ExportMetadata(args.format, tuple(detector.class_names), detector.input_hw[0],

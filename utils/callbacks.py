@@ -74,8 +74,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def _save_model(self) -> None:
         os.makedirs(self.backup_dir, exist_ok=True)
         atomic_write(self._weights_path, lambda tmp: self.model.save_weights(tmp), suffix=".weights.h5")
-        atomic_write(self._training_metadata_path, lambda tmp: Path(tmp).write_text(
-            json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen})))
+        atomic_write_json(self._training_metadata_path, {"epoch": self._current_epoch,
+                                                         "batch": self._last_batch_seen})
 
 
 def resumed_epoch(backup_dir: str | Path) -> int:

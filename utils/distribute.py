@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 
 import keras
 import tensorflow as tf
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker")
-log = logging.getLogger(__name__)
+
+
+def tf_config() -> dict:
+    """The `TF_CONFIG` environment variable, parsed ({} when unset)."""
+    try:
+        return json.loads(os.environ.get("TF_CONFIG") or "{}")
+    except json.JSONDecodeError:
+        raise ValueError("TF_CONFIG is not valid JSON") from None
 
 
 def multiworker_cluster() -> bool:
     """Whether `TF_CONFIG` describes a cluster with more than one worker."""
-    try:
-        cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
-    except json.JSONDecodeError:
-        raise ValueError("TF_CONFIG is not valid JSON") from None
+    cluster = tf_config().get("cluster", {})
     return len(cluster.get("worker", [])) + len(cluster.get("chief", [])) > 1
 
 
@@ -51,7 +54,7 @@ def set_precision(mixed: bool) -> str:
 def worker_task() -> tuple[bool, int]:
     """(whether this process is the chief — it alone writes the run directory —, its worker index), from TF_CONFIG:
     the `chief` task if the cluster has one, else worker 0; a process without TF_CONFIG is the chief."""
-    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    config = tf_config()
     task, cluster = config.get("task", {}), config.get("cluster", {})
     if not task:
         return True, 0

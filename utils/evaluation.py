@@ -12,7 +12,7 @@ from utils.bbox import decode_outputs, select_detections
 from utils.dataloader import build_inference_dataset
 from utils.detections import Detections
 from utils.map import evaluate_detections
-from utils.sample_check import split_readable
+from utils.sample_check import split_readable, unusable_reasons
 
 
 def detection_function(
@@ -97,8 +97,7 @@ def detect_annotations(
         the annotations used, their detections (same order) and a `path: reason` line per image left out.
     """
     annotations, missing, unreadable = split_readable(annotations)
-    missing = [f"{path}: image file not found" for path in missing]
-    missing += [f"{path}: corrupt or not an image (decoding failed)" for path in unreadable]
+    missing = unusable_reasons(missing, unreadable)
     if not annotations:
         raise ValueError("none of the annotated images exist and decode")
     detections = predict_annotations(model, anchors, [a.image_path for a in annotations], batch_size,

@@ -27,6 +27,7 @@ import tensorflow as tf
 from utils.bbox import letterbox_image
 from utils.detections import Detections
 from utils.evaluation import detection_function
+from utils.fileio import atomic_write
 
 EXPORT_FORMATS = ("saved_model", "onnx", "litert")
 QUANTIZATIONS = ("fp16", "int8")
@@ -96,10 +97,7 @@ def export_litert(model: keras.Model, anchors: np.ndarray, box_coding: str, path
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = lambda: ({"images": image[None]} for image in calibration)
         flatbuffer = converter.convert()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(path).with_name(f".{Path(path).name}.partial")
-    partial.write_bytes(flatbuffer)
-    partial.replace(path)
+    atomic_write(path, lambda tmp: tmp.write_bytes(flatbuffer))
 
 
 @dataclass(frozen=True)
@@ -107,7 +105,7 @@ class Parity:
     """Exported model against the Keras model on the same images."""
 
     images: int
-    max_box_difference: float  # pixels, over detections paired by rank
+    max_box_difference: float  # pixels, over detections paired by box (see `compare`)
     same_classes: bool
     same_counts: bool
 

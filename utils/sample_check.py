@@ -31,9 +31,14 @@ class SkippedSamples:
                 f"{len(self.missing)} missing images, {len(self.unreadable)} unreadable images")
 
     def details(self) -> list[str]:
-        return ([f"unparsable line: {problem}" for problem in self.unparsable]
-                + [f"{path}: image file not found" for path in self.missing]
-                + [f"{path}: corrupt or not an image (decoding failed)" for path in self.unreadable])
+        return [f"unparsable line: {problem}" for problem in self.unparsable] + unusable_reasons(self.missing,
+                                                                                                self.unreadable)
+
+
+def unusable_reasons(missing: list[str], unreadable: list[str]) -> list[str]:
+    """A `path: reason` line per missing or undecodable image (as `split_readable` returns them)."""
+    return ([f"{path}: image file not found" for path in missing]
+            + [f"{path}: corrupt or not an image (decoding failed)" for path in unreadable])
 
 
 def find_unreadable(paths: list[str]) -> list[str]:

@@ -32,7 +32,7 @@ from utils.dataloader import build_dataset, with_level_targets
 from utils.distribute import build_on_local_batch, make_strategy, set_precision, strategy_name, worker_task
 from utils.fileio import atomic_write_text
 from utils.manifest import write_manifest
-from utils.sample_check import split_readable, usable_annotations
+from utils.sample_check import split_readable, unusable_reasons, usable_annotations
 from utils.schedules import WarmupDecay, scaled_learning_rate
 
 # Total steps below which an optimizer rarely converges from scratch (the efficientnet-yolo3-keras guidance).
@@ -126,10 +126,8 @@ def load_training_data(config: TrainConfig):
     for problem in val_problems:
         log.warning("skipping unparsable validation line: %s", problem)
     val_annotations, val_missing, val_unreadable = split_readable(val_annotations)  # once, not every evaluation
-    for path in val_missing:
-        log.warning("skipping validation image %s: image file not found", path)
-    for path in val_unreadable:
-        log.warning("skipping validation image %s: corrupt or not an image (decoding failed)", path)
+    for reason in unusable_reasons(val_missing, val_unreadable):
+        log.warning("skipping validation image %s", reason)
     if not val_annotations:
         raise ValueError(f"{config.val}: none of the annotated images exist and decode")
     return train_annotations, val_annotations, skipped
@@ -207,6 +205,7 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
         model = build_model_for(config)
         optimizer = make_optimizer(config, total_steps, int(config.warmup_epochs * steps[0]))
         optimizer.build(model.trainable_variables)
+    build_on_local_batch(model, strategy)  # once: it wraps the model's own methods, which compile leaves alone
     write_manifest(config, run_dir / "manifest.json", {
         "peak_learning_rate": peak_learning_rate(config), "steps_per_epoch": steps[-1], "total_steps": total_steps,
         "phases": [{**asdict(phase), "steps_per_epoch": n} for phase, n in zip(phases, steps, strict=True)],
@@ -224,7 +223,6 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
         freeze_backbone(model, phase.frozen)
         with strategy.scope():
             model.compile(optimizer=optimizer, loss=make_losses(config), jit_compile=False)
-        build_on_local_batch(model, strategy)
         data = build_dataset(train_annotations, (spec.input_size, spec.input_size), phase.batch_size, training=True,
                              augment=config.augment, seed=config.seed, max_boxes=config.max_boxes,
                              cache=config.cache, mosaic_enabled=mosaic_switch, start_epoch=first_epoch)
