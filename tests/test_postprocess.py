@@ -71,4 +71,8 @@ def test_class_aware_nms_equals_combined_nms():
         np.testing.assert_allclose(ours[1].numpy(), reference.nmsed_scores.numpy(), atol=1e-6)
         np.testing.assert_allclose(ours[0].numpy(), reference.nmsed_boxes.numpy(), atol=1e-3)
         np.testing.assert_array_equal(ours[2].numpy(), reference.nmsed_classes.numpy().astype(np.int32))
+        # A static batch of one takes the loop-free path (the LiteRT export's): the same rows as in the batch.
+        alone = class_aware_nms(boxes[1:], scores[1:], 50, 0.45, threshold)
+        for ours_part, alone_part in zip(ours, alone, strict=True):
+            np.testing.assert_array_equal(alone_part.numpy(), ours_part.numpy()[1:])
     assert int(ours[3][0]) < 50 and np.all(ours[0].numpy()[0, int(ours[3][0]):] == 0)  # padding rows are zero

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from utils.boxes import cxcywh_to_xyxy
@@ -9,6 +10,7 @@ from utils.nms import class_aware_nms
 
 # exp(tw) is capped so an untrained head cannot overflow to inf.
 MAX_LOG_SCALE = 8.0
+MAX_SCALE = float(np.exp(MAX_LOG_SCALE))
 
 
 def cell_grid(height: int, width: int) -> tf.Tensor:
@@ -27,12 +29,19 @@ def decode_xywh(raw_xywh: tf.Tensor, cell_xy: tf.Tensor, anchors: tf.Tensor, str
     v3: centre = (σ(t) + cell) · stride, size = exp(t) · anchor.
     v5: centre = (2σ(t) − 0.5 + cell) · stride, size = (2σ(t))² · anchor (bounded: at most 4 × the anchor).
     """
+    scales = tf.exp(tf.minimum(raw_xywh, MAX_LOG_SCALE)) if box_coding == "v3" else None
+    return xywh_from_activations(tf.sigmoid(raw_xywh), scales, cell_xy, anchors, stride, box_coding)
+
+
+def xywh_from_activations(sigmoid_xywh: tf.Tensor, exp_xywh: tf.Tensor | None, cell_xy: tf.Tensor,
+                          anchors: tf.Tensor, stride: int, box_coding: str = "v3") -> tf.Tensor:
+    """`decode_xywh` from σ(t) and capped exp(t) of the box logits (exp only for v3), computed by the caller."""
     if box_coding == "v3":
-        centre = (tf.sigmoid(raw_xywh[..., 0:2]) + cell_xy) * stride
-        size = tf.exp(tf.minimum(raw_xywh[..., 2:4], MAX_LOG_SCALE)) * anchors
+        centre = (sigmoid_xywh[..., 0:2] + cell_xy) * stride
+        size = exp_xywh[..., 2:4] * anchors
     elif box_coding == "v5":
-        centre = (2.0 * tf.sigmoid(raw_xywh[..., 0:2]) - 0.5 + cell_xy) * stride
-        size = tf.square(2.0 * tf.sigmoid(raw_xywh[..., 2:4])) * anchors
+        centre = (2.0 * sigmoid_xywh[..., 0:2] - 0.5 + cell_xy) * stride
+        size = tf.square(2.0 * sigmoid_xywh[..., 2:4]) * anchors
     else:
         raise ValueError(f"unknown box coding {box_coding!r}; expected one of {BOX_CODINGS}")
     return tf.concat([centre, size], axis=-1)
@@ -76,15 +85,25 @@ def decode_level(raw: tf.Tensor, anchors: tf.Tensor, stride: int,
 def decode_outputs(
     outputs: list[tf.Tensor], anchors: tf.Tensor, strides: tuple[int, ...] = (8, 16, 32), box_coding: str = "v3",
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """All levels → boxes (B, N, 4) in input pixels and class scores (B, N, C) = objectness × class probability."""
+    """All levels → boxes (B, N, 4) in input pixels and class scores (B, N, C) = objectness × class probability.
+
+    Inference only (`decode_level` is the differentiable form the loss uses). σ and exp are taken of each whole raw
+    output before any slicing: LiteRT's int8 calibration gives a tensor that slices consume directly the range of
+    one of those slices, which clipped the class logits to a few units and the scores to a constant."""
     anchors = tf.reshape(tf.cast(anchors, tf.float32), (len(strides), -1, 2))
     all_boxes, all_scores = [], []
     for level, (raw, stride) in enumerate(zip(outputs, strides, strict=True)):
-        boxes, objectness, class_logits = decode_level(raw, anchors[level], stride, box_coding)
-        scores = tf.sigmoid(objectness)[..., None] * tf.sigmoid(class_logits)
-        batch = tf.shape(boxes)[0]
-        all_boxes.append(tf.reshape(boxes, (batch, -1, 4)))
-        all_scores.append(tf.reshape(scores, (batch, -1, tf.shape(scores)[-1])))
+        raw = tf.cast(raw, tf.float32)
+        probabilities = tf.sigmoid(raw)
+        # min after exp: the same values as exp(min(t, cap)), with no clamp op sharing the raw tensor's range.
+        scales = tf.minimum(tf.exp(raw), MAX_SCALE) if box_coding == "v3" else None
+        shape = tf.shape(raw)
+        xywh = xywh_from_activations(probabilities, scales, cell_grid(shape[1], shape[2]), anchors[level], stride,
+                                     box_coding)
+        scores = probabilities[..., 4:5] * probabilities[..., 5:]
+        batch = shape[0]
+        all_boxes.append(tf.reshape(cxcywh_to_xyxy(xywh), (batch, -1, 4)))
+        all_scores.append(tf.reshape(scores, (batch, -1, shape[-1] - 5)))
     return tf.concat(all_boxes, axis=1), tf.concat(all_scores, axis=1)
 
 

@@ -17,8 +17,9 @@ def xyxy_to_cxcywh(boxes: tf.Tensor) -> tf.Tensor:
 
 def cxcywh_to_xyxy(boxes: tf.Tensor) -> tf.Tensor:
     """(…, 4) centre x, centre y, width, height → (…, 4) corners."""
-    cx, cy, w, h = tf.unstack(boxes, 4, axis=-1)
-    return tf.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)
+    # Slices, not unstack: LiteRT's selective quantisation cannot keep a multi-output op in float.
+    centre, size = boxes[..., 0:2], boxes[..., 2:4]
+    return tf.concat([centre - size / 2, centre + size / 2], axis=-1)
 
 
 def box_area(boxes: tf.Tensor) -> tf.Tensor:

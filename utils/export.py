@@ -27,6 +27,7 @@ import tensorflow as tf
 from utils.bbox import letterbox_image
 from utils.detections import Detections
 from utils.evaluation import detection_function
+from utils.exported import litert_interpreter
 from utils.fileio import atomic_write
 
 EXPORT_FORMATS = ("saved_model", "onnx", "litert")
@@ -77,8 +78,8 @@ def export_litert(model: keras.Model, anchors: np.ndarray, box_coding: str, path
                   calibration: Iterable[np.ndarray] = ()) -> None:
     """Write a `.tflite` LiteRT model of the batch-1 `serve` endpoint.
 
-    quantize: None (float32), "fp16" (float16 weights) or "int8" (int8 weights and activations where the op
-    allows, from the ranges the model sees on `calibration`, RGB uint8 images; float elsewhere: NMS, decoding).
+    quantize: None (float32), "fp16" (float16 weights) or "int8" (the Keras model in int8 weights and activations,
+    with ranges from `calibration`, RGB uint8 images; letterbox, decoding and NMS stay float32).
     """
     if quantize not in (None, *QUANTIZATIONS):
         raise ValueError(f"--quantize {quantize}: expected one of {', '.join(QUANTIZATIONS)}")
@@ -88,16 +89,50 @@ def export_litert(model: keras.Model, anchors: np.ndarray, box_coding: str, path
     with tempfile.TemporaryDirectory(prefix="effyolo_litert_") as saved_model:
         export_saved_model(model, anchors, box_coding, saved_model, confidence, nms_iou, max_detections,
                            letterbox, batch_size=1)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=["serve"])
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantize == "fp16":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-        elif quantize == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: ({"images": image[None]} for image in calibration)
-        flatbuffer = converter.convert()
+        if quantize == "int8":
+            flatbuffer = _int8_model_only(saved_model, Path(saved_model) / "float.tflite", model.name, calibration)
+        else:
+            converter = _litert_converter(saved_model)
+            if quantize == "fp16":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.target_spec.supported_types = [tf.float16]
+            flatbuffer = converter.convert()
     atomic_write(path, lambda tmp: tmp.write_bytes(flatbuffer))
+
+
+def _litert_converter(saved_model: str | Path) -> tf.lite.TFLiteConverter:
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=["serve"])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return converter
+
+
+def _int8_model_only(saved_model: str | Path, float_path: Path, model_name: str,
+                     calibration: list[np.ndarray]) -> bytes:
+    """int8 inside the Keras model, float for letterbox, decoding and NMS.
+
+    Post-processing in int8 would put box coordinates on a grid of a few pixels and scores on steps of 1/256, and
+    the image-size arithmetic of letterboxing does not survive a per-tensor 8-bit range at all. LiteRT's selective
+    quantisation keeps every tensor not produced inside the model in float; those are found by name in the float
+    conversion of the same graph."""
+    float_path.write_bytes(_litert_converter(saved_model).convert())
+    interpreter = litert_interpreter(float_path)
+    inputs = {detail["name"] for detail in interpreter.get_input_details()}
+    names = [detail["name"] for detail in interpreter.get_tensor_details()]
+    inside = [name for name in names if name.startswith(model_name)]
+    if not inside:
+        raise RuntimeError(f"int8 export: no tensor of model {model_name!r} found in the converted graph")
+    outside = [name for name in names if name not in inputs and not name.startswith(model_name)]
+
+    def representative_dataset():
+        return ({"images": image[None]} for image in calibration)
+
+    converter = _litert_converter(saved_model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative_dataset
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=representative_dataset,
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=outside))
+    return debugger.get_nondebug_quantized_model()
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,12 @@ def class_aware_nms(boxes: tf.Tensor, scores: tf.Tensor, max_detections: int, io
         boxes (B, K, 4), scores (B, K), classes (B, K) int32 and count (B,) int32, K = `max_detections`, rows in
         descending score order, rows past `count` zero.
     """
+    if boxes.shape[0] == 1:
+        # A static batch of one (the LiteRT export) needs no loop. A loop body is a separate LiteRT subgraph,
+        # which selective int8 quantisation cannot keep in float.
+        return tuple(tensor[None] for tensor in _image_nms(boxes[0], scores[0], max_detections, iou_threshold,
+                                                           score_threshold))
+
     def one(inputs: tuple[tf.Tensor, tf.Tensor]):
         return _image_nms(inputs[0], inputs[1], max_detections, iou_threshold, score_threshold)
 
