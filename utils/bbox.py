@@ -88,8 +88,8 @@ def decode_outputs(
     """All levels → boxes (B, N, 4) in input pixels and class scores (B, N, C) = objectness × class probability.
 
     Inference only (`decode_level` is the differentiable form the loss uses). σ and exp are taken of each whole raw
-    output before any slicing: LiteRT's int8 calibration gives a tensor that slices consume directly the range of
-    one of those slices, which clipped the class logits to a few units and the scores to a constant."""
+    output before any slicing: when slices read a tensor directly, LiteRT's int8 conversion gives that tensor the
+    range of one of its slices, which clipped the class logits to a few units and the scores to a constant."""
     anchors = tf.reshape(tf.cast(anchors, tf.float32), (len(strides), -1, 2))
     all_boxes, all_scores = [], []
     for level, (raw, stride) in enumerate(zip(outputs, strides, strict=True)):

@@ -118,8 +118,7 @@ def _int8_model_only(saved_model: str | Path, float_path: Path, model_name: str,
     interpreter = litert_interpreter(float_path)
     inputs = {detail["name"] for detail in interpreter.get_input_details()}
     names = [detail["name"] for detail in interpreter.get_tensor_details()]
-    inside = [name for name in names if name.startswith(model_name)]
-    if not inside:
+    if not any(name.startswith(model_name) for name in names):
         raise RuntimeError(f"int8 export: no tensor of model {model_name!r} found in the converted graph")
     outside = [name for name in names if name not in inputs and not name.startswith(model_name)]
 
