@@ -64,7 +64,7 @@ def detect_with_export(args: argparse.Namespace, annotations: list) -> tuple[lis
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from utils.annotations import read_annotations, read_class_names
+    from utils.annotations import check_class_ids, read_annotations, read_class_names
     from utils.detections import read_results_json, write_results_json
     from utils.map_report import ReportOptions, write_report
 
@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         detections = read_results_json(args.detections, [a.image_path for a in annotations], len(class_names),
                                        [a.line_index for a in annotations])
         out_dir = Path(args.out_dir) if args.out_dir else Path(args.detections).parent / "map"
+    check_class_ids(annotations, len(class_names), args.annotations)
     metrics = write_report(out_dir, annotations, detections, class_names, options)
     print(Path(out_dir / "per_class.md").read_text(encoding="utf-8").rstrip())
     print(f"wrote {', '.join(metrics['outputs'])} to {out_dir}")

@@ -36,7 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     modes = parser.add_subparsers(dest="mode", required=True)
     stills = argparse.ArgumentParser(add_help=False)
     stills.add_argument("--crop", action="store_true", help="also save each detection as <output>/crops/<class>/")
-    stills.add_argument("--save-json", metavar="FILE", help="detections as a COCO results file (image_id = path)")
+    stills.add_argument("--save-json", metavar="FILE",
+                        help="detections as a COCO results file (image_id = the image's absolute path)")
     stills.add_argument("--save-txt", metavar="FILE", help="detections as annotation lines")
     image = modes.add_parser("image", parents=[common, stills], help="detect on one or more image files")
     image.add_argument("--input", nargs="+", required=True, help="image file(s)")
@@ -78,7 +79,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     export.add_argument("--no-letterbox", dest="letterbox", action="store_false",
                         help="stretch images to the input size instead of letterboxing")
     export.add_argument("--check-images", nargs="*", default=None,
-                        help="images for the parity check (default: up to 4 from the run's validation lines)")
+                        help="images for the parity check (default: up to 4 of the run's validation images on which "
+                             "the model detects something)")
     export.add_argument("--tolerance", type=float, default=None,
                         help="largest box difference (px) the parity check accepts (default: 1; quantized exports: "
                              "reported, not enforced)")
@@ -86,6 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also report the mAP change of the export against the Keras model on these lines")
     export.add_argument("--max-map-drop", type=float, default=0.02,
                         help="quantized exports fail when mAP@.5 on --annotations falls by more than this")
+    export.add_argument("--no-check", action="store_true",
+                        help="export without the parity and mAP checks (a quantized export then has no verdict)")
     return parser.parse_args(argv)
 
 
@@ -94,6 +98,21 @@ def output_paths(inputs: list[str], output: str) -> list[Path]:
     if len(inputs) == 1 and Path(output).suffix:
         return [Path(output)]
     return [Path(output) / f"{Path(p).stem}.png" for p in inputs]
+
+
+def readable_inputs(inputs: list[str], targets: list[Path]) -> tuple[list[str], list[Path], list[str]]:
+    """The inputs that exist and decode (one parallel decode pass), their targets, and a `path: reason` line per
+    input left out. Raises ValueError when none is readable."""
+    from utils.sample_check import find_unreadable, unusable_reasons
+
+    missing = [path for path in inputs if not Path(path).is_file()]
+    unreadable = set(find_unreadable([path for path in inputs if path not in missing]))
+    skipped = unusable_reasons(missing, sorted(unreadable))
+    kept = [(path, target) for path, target in zip(inputs, targets, strict=True)
+            if path not in unreadable and path not in missing]
+    if not kept:
+        raise ValueError("no readable image among the inputs:\n  " + "\n  ".join(skipped))
+    return [path for path, _ in kept], [target for _, target in kept], skipped
 
 
 def check_images(paths: list[str]) -> None:
@@ -107,12 +126,6 @@ def check_images(paths: list[str]) -> None:
     unreadable = find_unreadable(list(paths))
     if unreadable:
         raise ValueError(f"{unreadable[0]}: not a readable image (corrupt or unsupported format)")
-
-
-def read_bgr(path: str):
-    import cv2
-
-    return cv2.imread(path, cv2.IMREAD_COLOR)
 
 
 def detector_for(args: argparse.Namespace):
@@ -138,9 +151,10 @@ def run_stills(args: argparse.Namespace, inputs: list[str], targets: list[Path],
     from utils.detections import write_results_json
     from utils.draw import draw_detections, save_image
     from utils.fileio import atomic_write_json
+    from utils.images import read_bgr
     from utils.prediction_outputs import count_text, save_crops, write_annotation_lines
 
-    check_images(inputs)
+    inputs, targets, skipped = readable_inputs(inputs, targets)
     detector = detector_for(args)
     detections = detector.detect_paths(inputs, batch_size)
     names = detector.class_names
@@ -158,9 +172,11 @@ def run_stills(args: argparse.Namespace, inputs: list[str], targets: list[Path],
         print("total: " + (", ".join(f"{n} {c}" for n, c in totals.items() if c) or "none"))
         atomic_write_json(out_root / "counts.json", totals)
     if args.save_json:
-        write_results_json(args.save_json, detections, list(inputs))
+        write_results_json(args.save_json, detections, [os.path.realpath(p) for p in inputs])
     if args.save_txt:
         write_annotation_lines(args.save_txt, list(inputs), detections)
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable images:\n  " + "\n  ".join(skipped))
     return 0
 
 
@@ -263,6 +279,7 @@ def run_heatmap(args: argparse.Namespace) -> int:
 
     from utils.draw import save_image
     from utils.heatmap import heatmap_panels, objectness_maps
+    from utils.images import read_bgr
     from utils.runs import load_detector
 
     check_images(args.input)
@@ -275,23 +292,43 @@ def run_heatmap(args: argparse.Namespace) -> int:
     return 0
 
 
-def parity_images(args: argparse.Namespace, config) -> list[str]:
-    """The images the export is checked on: those given, else up to four existing validation images."""
-    if args.check_images:
-        return list(args.check_images)
+def parity_images(args: argparse.Namespace, config, detector, wanted: int = 4, scanned: int = 32) -> list:
+    """The images (RGB arrays) the export is checked on: up to `wanted` of those given (`--check-images`), else of
+    the run's first `scanned` readable validation images, on which the Keras model finds something — a check with
+    nothing to compare proves nothing.
+
+    Raises:
+        ValueError when no candidate image gets a detection.
+    """
     from utils.annotations import read_annotations
+    from utils.images import read_rgb
+    from utils.sample_check import find_unreadable
 
-    try:
-        annotations = read_annotations(config.val, strict=False)[0]
-    except (FileNotFoundError, ValueError):
-        return []
-    return [a.image_path for a in annotations if Path(a.image_path).is_file()][:4]
-
-
-def read_rgb(path: str):
-    import cv2
-
-    return cv2.cvtColor(read_bgr(path), cv2.COLOR_BGR2RGB)
+    if args.check_images:
+        candidates = list(args.check_images)
+        check_images(candidates)
+        where = "--check-images"
+    else:
+        try:
+            listed = [a.image_path for a in read_annotations(config.val, strict=False)[0]]
+        except (FileNotFoundError, ValueError):
+            listed = []
+        existing = [path for path in listed if Path(path).is_file()][:scanned]
+        unreadable = set(find_unreadable(existing)) if existing else set()
+        candidates = [path for path in existing if path not in unreadable]
+        where = f"the first {len(candidates)} readable images of {config.val}"
+    chosen = []
+    for path in candidates:
+        image = read_rgb(path)
+        if len(detector.detect_rgb(image).scores):
+            chosen.append(image)
+        if len(chosen) == wanted:
+            break
+    if not chosen:
+        raise ValueError(f"the export check needs images the model detects something on at --confidence "
+                         f"{args.confidence}; none of {where or 'no images'} has a detection. Give --check-images "
+                         f"with objects in them, or a lower --confidence")
+    return chosen
 
 
 def calibration_images(args: argparse.Namespace, input_hw: tuple[int, int]) -> list:
@@ -302,6 +339,7 @@ def calibration_images(args: argparse.Namespace, input_hw: tuple[int, int]) -> l
 
     from utils.annotations import read_annotations
     from utils.bbox import letterbox_image
+    from utils.images import read_rgb
     from utils.sample_check import split_readable
 
     if not args.calibration:
@@ -336,15 +374,19 @@ def export_map_change(args: argparse.Namespace, detector, exported) -> tuple[str
 def run_export(args: argparse.Namespace) -> int:
     import tempfile
 
-    import numpy as np
-
     from utils.export import compare, export_litert, export_onnx, export_saved_model
     from utils.exported import ExportedDetector, ExportMetadata, write_metadata
+    from utils.fileio import check_writable
     from utils.inference import Detector
 
     if args.quantize and args.format != "litert":
         raise ValueError(f"--quantize applies to --format litert, not {args.format}")
+    if args.quantize and not args.annotations and not args.no_check:
+        raise ValueError(f"--quantize {args.quantize}: a quantized export is judged by its mAP change; give "
+                         f"--annotations FILE (labelled images), or --no-check to export without a verdict")
+    check_writable(args.output)  # before minutes of conversion
     detector = Detector(args.run, args.confidence, args.nms_iou, args.max_detections, letterbox=args.letterbox)
+    images = [] if args.no_check else parity_images(args, detector.config, detector)
     settings = (detector.model, detector.anchors, detector.box_coding)
     thresholds = (args.confidence, args.nms_iou, args.max_detections, args.letterbox)
     if args.format == "litert":
@@ -359,29 +401,25 @@ def run_export(args: argparse.Namespace) -> int:
     write_metadata(args.output, ExportMetadata(args.format, tuple(detector.class_names), detector.input_hw[0],
                                                detector.box_coding, args.confidence, args.nms_iou,
                                                args.max_detections, args.letterbox, args.quantize))
-    paths = parity_images(args, detector.config)
-    check_images(paths)
-    images = [read_rgb(path) for path in paths]
-    if not images:
-        print("no images for the parity check: checking on two random images")
-        images = [np.random.default_rng(i).integers(0, 255, (300, 400, 3), dtype=np.uint8) for i in range(2)]
+    described = f"{args.output} ({args.format}{', ' + args.quantize if args.quantize else ''})"
+    if args.no_check:
+        print(f"exported {described}; not checked (--no-check)")
+        return 0
     exported = ExportedDetector(args.output)
     parity = compare([detector.detect_rgb(image) for image in images], [exported.detect_rgb(i) for i in images])
-    # A float export must match box for box. A quantized one is judged by its mAP (with --annotations): its
-    # rounding reorders near-tied low scores, so box-for-box pairs are not expected.
+    # A float export must match box for box. A quantized one is judged by its mAP (--annotations): its rounding
+    # reorders near-tied low scores, so box-for-box pairs are not expected.
     enforced = args.tolerance is not None or not args.quantize
     passed = parity.passed(args.tolerance if args.tolerance is not None else 1.0)
     verdict = ("passed" if passed else "FAILED") if enforced else "reported (quantized: judged by mAP)"
-    print(f"exported {args.output} ({args.format}{', ' + args.quantize if args.quantize else ''}); parity on "
-          f"{parity.images} images: max box difference {parity.max_box_difference:.3f} px, same classes "
-          f"{parity.same_classes}, same counts {parity.same_counts} -> {verdict}")
+    print(f"exported {described}; parity on {parity.images} images ({parity.paired} detections paired): max box "
+          f"difference {parity.max_box_difference:.3f} px, same classes {parity.same_classes}, same counts "
+          f"{parity.same_counts} -> {verdict}")
     map_ok = True
     if args.annotations:
         line, drop = export_map_change(args, detector, exported)
         map_ok = not args.quantize or drop <= args.max_map_drop
         print(line + ("" if map_ok else f" -> FAILED: mAP@.5 fell by more than --max-map-drop {args.max_map_drop}"))
-    elif args.quantize:
-        print("note: give --annotations FILE to check the quantized export's mAP against the Keras model")
     return 0 if (passed or not enforced) and map_ok else 1
 
 

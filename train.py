@@ -229,8 +229,8 @@ def with_overrides(base: TrainConfig, given: dict, resuming: bool) -> TrainConfi
 
 
 def resolve_config(argv: list[str] | None) -> tuple[TrainConfig, bool]:
-    """The run's config from flags, from `--config` plus flags, or from `--resume DIR` plus flags; and whether the
-    anchors should be checked (not on resume: the model is fixed)."""
+    """The run's config from flags, from `--config` plus flags, or from `--resume DIR` plus flags; and whether it
+    is a fresh run (not a resume: then the anchors are checked)."""
     args = parse_args(argv)
     given = given_flags(argv)
     if args.resume:
@@ -260,15 +260,22 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(format="%(message)s")
     logging.getLogger("utils").setLevel(logging.INFO)
-    config, check_anchors = resolve_config(argv)
+    config, fresh = resolve_config(argv)
     from utils.distribute import make_strategy
 
     strategy = make_strategy(config.strategy)  # before any TensorFlow op: multi-worker collectives need that
-    if check_anchors:
+    if fresh:
         config = with_checked_anchors(config, recompute=parse_args(argv).autoanchor)
+    from utils.run_directory import resume_command
     from utils.training import train
 
-    metrics = train(config, strategy)
+    try:
+        metrics = train(config, strategy, resume=not fresh)
+    except KeyboardInterrupt:
+        saved = (Path(config.run_dir) / "config.json").is_file()
+        print("\ninterrupted: " + (f"continue with: {resume_command(config.run_dir)}" if saved
+                                   else "nothing was written; run the same command again"), file=sys.stderr)
+        return 130
     if metrics:
         print(json.dumps({"val_map50": metrics["map50"], "val_map50_95": metrics["map50_95"]}))
     return 0

@@ -30,12 +30,12 @@ def test_difficult_marker_round_trip_and_ground_truth():
                                   [[1, 2, 30, 40, 0, 0], [9, 9, 20, 20, 1, 0], [5, 6, 7, 8, 2, 1]])
     line = format_line(annotation.image_path, annotation.boxes, annotation.difficult_boxes)
     assert line == "/a.jpg 1,2,30,40,0 9,9,20,20,1 5,6,7,8,2,1"
-    with pytest.raises(ValueError, match="is not x1,y1,x2,y2,class"):
+    with pytest.raises(ValueError, match="unparsable box '1,2,3,4,0,2'"):
         parse_line("/a.jpg 1,2,3,4,0 1,2,3,4,0,2")  # the marker is 0 or 1
 
 
 def test_bad_token_after_boxes_names_the_source():
-    with pytest.raises(ValueError, match=r"train.txt:3: box token '1,2,3' is not x1,y1,x2,y2,class"):
+    with pytest.raises(ValueError, match=r"train.txt:3: unparsable box '1,2,3': expected x1,y1,x2,y2,class"):
         parse_line("/a.jpg 1,2,3,4,0 1,2,3", source="train.txt:3")
 
 
@@ -44,7 +44,7 @@ def test_read_annotations_collects_problems(tmp_path):
     path.write_text("/a.jpg 1,2,3,4,0\n/b.jpg 1,2,3,4,0 oops\n\n")
     annotations, problems = read_annotations(path, strict=False)
     assert [a.image_path for a in annotations] == ["/a.jpg"]
-    assert problems == [f"{path}:2: box token 'oops' is not x1,y1,x2,y2,class (or x1,y1,x2,y2,class,1)"]
+    assert problems == [f"{path}:2: unparsable box 'oops': expected x1,y1,x2,y2,class (or x1,y1,x2,y2,class,1)"]
     with pytest.raises(ValueError, match=":2:"):
         read_annotations(path, strict=True)
 

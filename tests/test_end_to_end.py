@@ -90,10 +90,10 @@ def test_one_batch_fit_loss_decreases(shapes_voc):
 def test_predict_names_a_corrupt_image_before_loading_any_model(tmp_path):
     corrupt = tmp_path / "broken.jpg"
     corrupt.write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    with pytest.raises(ValueError, match=f"{corrupt}: not a readable image"):
+    with pytest.raises(ValueError, match=f"no readable image among the inputs:\n  {corrupt}: corrupt or not an image"):
         predict.main(["image", "--run-dir", str(tmp_path / "no_run"), "--input", str(corrupt),
                       "--output", str(tmp_path / "out.png")])
-    with pytest.raises(FileNotFoundError, match="missing.jpg: image not found"):
+    with pytest.raises(ValueError, match="missing.jpg: image file not found"):
         predict.main(["image", "--run-dir", str(tmp_path), "--input", str(tmp_path / "missing.jpg"),
                       "--output", str(tmp_path / "out.png")])
 

@@ -81,9 +81,15 @@ def test_quantized_litert_exports_keep_the_keras_detections(tiny_run, tmp_path, 
     assert export_map(printed) > 0.5, printed
     assert out.stat().st_size < 0.35 * float_bytes  # int8 weights
     assert json.loads((tmp_path / "int8.tflite.json").read_text())["quantize"] == "int8"
+    # A quantized export has a verdict only from labelled images: without them it is refused (or explicitly
+    # unchecked), before any conversion.
+    with pytest.raises(ValueError, match="give --annotations FILE"):
+        predict.main(["export", "--run-dir", str(tiny_run), "--format", "litert", "--output",
+                      str(tmp_path / "x.tflite"), "--quantize", "fp16"])
     with pytest.raises(ValueError, match="needs --calibration"):
         predict.main(["export", "--run-dir", str(tiny_run), "--format", "litert", "--output",
-                      str(tmp_path / "x.tflite"), "--quantize", "int8"])
+                      str(tmp_path / "x.tflite"), "--quantize", "int8", "--no-check"])
+    assert not (tmp_path / "x.tflite").exists()
 
 
 def test_xla_and_graph_detectors_agree(tiny_run):  # noqa: F811

@@ -64,7 +64,7 @@ def test_class_aware_nms_equals_combined_nms():
     boxes = tf.constant(np.concatenate([xy, xy + rng.uniform(5, 80, (2, 400, 2))], -1), tf.float32)
     scores = tf.constant(rng.uniform(0, 1, (2, 400, 4)) ** 3, tf.float32)
     for threshold in (0.05, 0.5, 0.999):
-        ours = class_aware_nms(boxes, scores, 50, 0.45, threshold)
+        ours = class_aware_nms(boxes, scores, 50, 0.45, threshold, (300, 300))
         reference = tf.image.combined_non_max_suppression(boxes[:, :, None], scores, 50, 50, 0.45, threshold,
                                                           clip_boxes=False)
         np.testing.assert_array_equal(ours[3].numpy(), reference.valid_detections.numpy())
@@ -72,7 +72,25 @@ def test_class_aware_nms_equals_combined_nms():
         np.testing.assert_allclose(ours[0].numpy(), reference.nmsed_boxes.numpy(), atol=1e-3)
         np.testing.assert_array_equal(ours[2].numpy(), reference.nmsed_classes.numpy().astype(np.int32))
         # A static batch of one takes the loop-free path (the LiteRT export's): the same rows as in the batch.
-        alone = class_aware_nms(boxes[1:], scores[1:], 50, 0.45, threshold)
+        alone = class_aware_nms(boxes[1:], scores[1:], 50, 0.45, threshold, (300, 300))
         for ours_part, alone_part in zip(ours, alone, strict=True):
             np.testing.assert_array_equal(alone_part.numpy(), ours_part.numpy()[1:])
     assert int(ours[3][0]) < 50 and np.all(ours[0].numpy()[0, int(ours[3][0]):] == 0)  # padding rows are zero
+
+
+def test_one_wild_box_does_not_change_the_nms_of_high_class_ids():
+    """Two class-79 boxes at IoU 0.435 (just under the 0.44 threshold) both survive, whatever else is there. A
+    shift derived from the candidates (2 · max|coord| + 1 per class) put them near 1.6e8, where float32 spacing is
+    16 px: rounded there, their IoU became 0.444 and the second box was suppressed."""
+    from utils.nms import class_aware_nms
+
+    boxes = np.zeros((1, 3, 4), np.float32)
+    boxes[0, 0] = [100, 100, 200, 200]
+    boxes[0, 1] = [139.4, 100, 239.4, 200]  # overlap 60.6 × 100: IoU 6060 / 13940 = 0.4347
+    boxes[0, 2] = [-1e6, -1e6, 1e6, 1e6]  # one wild class-0 candidate (v3 decoding of a huge exp)
+    scores = np.zeros((1, 3, 80), np.float32)
+    scores[0, 0, 79], scores[0, 1, 79], scores[0, 2, 0] = 0.9, 0.8, 0.5
+    result = class_aware_nms(tf.constant(boxes), tf.constant(scores), 10, 0.44, 0.25, (416, 416))
+    assert int(result[3][0]) == 3
+    np.testing.assert_array_equal(result[2][0, :3].numpy(), [79, 79, 0])
+    np.testing.assert_allclose(result[0][0, 2].numpy(), [0, 0, 416, 416])  # clipped to the canvas

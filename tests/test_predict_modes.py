@@ -143,6 +143,21 @@ def test_parity_check_fails_on_a_moved_box_or_a_changed_class():
     assert not compare([found([0, 0, 10, 10], 1)], [found([2, 0, 10, 10], 1)]).passed()  # 2 px > 1 px
     assert not compare([found([0, 0, 10, 10], 1)], [found([0, 0, 10, 10], 0)]).passed()
     assert not compare([found([0, 0, 10, 10], 1)], [Detections(np.zeros((0, 4)), np.zeros(0), np.zeros(0))]).passed()
+    nothing = Detections(np.zeros((0, 4)), np.zeros(0), np.zeros(0))
+    assert not compare([nothing, nothing], [nothing, nothing]).passed()  # nothing compared proves nothing
+
+
+def test_export_refuses_a_vacuous_check_and_an_unwritable_path_before_converting(tiny_run, tmp_path):
+    images = [str(write_image(tmp_path / f"{i}.jpg", 60, 80, seed=i)) for i in range(2)]
+    with pytest.raises(ValueError, match="none of --check-images has a detection"):
+        predict.main(["export", "--run-dir", str(tiny_run), "--output", str(tmp_path / "sm"), "--confidence",
+                      "0.9999", "--check-images", *images])
+    assert not (tmp_path / "sm").exists()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(OSError, match="a_file/model.onnx: cannot write here"):
+        predict.main(["export", "--run-dir", str(tiny_run), "--format", "onnx", "--output",
+                      str(blocker / "model.onnx"), "--check-images", *images])
 
 
 def test_onnx_export_runs_in_onnx_runtime_and_matches(tiny_run, tmp_path, capsys):

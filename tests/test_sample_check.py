@@ -31,8 +31,8 @@ def test_the_three_kinds_are_found_named_and_skipped(tmp_path, caplog):
         usable, skipped = usable_annotations(annotations, problems)
     assert len(usable) == 3
     assert (skipped.missing, skipped.unreadable) == ([str(tmp_path / "missing.jpg")], [str(corrupt)])
-    assert skipped.unparsable == [f"{path}:6: box token '1,1,20,oops,0' is not x1,y1,x2,y2,class "
-                                  "(or x1,y1,x2,y2,class,1)"]
+    assert skipped.unparsable == [f"{path}:6: unparsable box '1,1,20,oops,0': expected "
+                                  "x1,y1,x2,y2,class (or x1,y1,x2,y2,class,1)"]
     assert skipped.summary() == ("3 training samples skipped: 1 unparsable lines, 1 missing images, "
                                  "1 unreadable images")
     assert f"{corrupt}: corrupt or not an image" in caplog.text and "missing.jpg: image file not found" in caplog.text

@@ -97,31 +97,67 @@ def test_weight_decay_reaches_kernels_only(name, tmp_path):
         variable.assign(np.ones(variable.shape, np.float32))
     optimizer.apply_gradients([(np.zeros(v.shape, np.float32), v) for v in model.trainable_variables])
     after = {v.path.split("/")[-1]: float(np.asarray(v).ravel()[0]) for v in model.trainable_variables}
-    decayed = 1 - 0.1 * 0.5  # decoupled decay: w ← w − lr · wd · w, with zero gradients
-    assert after["kernel"] == pytest.approx(1.0 if name == "adam" else decayed, rel=1e-5)
+    # Zero gradients, lr 0.1, wd 0.5. AdamW: decoupled, w ← w − lr · wd · w. SGD (YOLOv5's): g = wd · w = 0.5 enters
+    # Nesterov momentum 0.937: v = −lr · g, w ← w + m · v − lr · g.
+    decayed = {"adam": 1.0, "adamw": 1 - 0.1 * 0.5, "sgd": 1 - 0.1 * 0.5 * (1 + 0.937)}[name]
+    assert after["kernel"] == pytest.approx(decayed, rel=1e-5)
     assert after["bias"] == after["gamma"] == after["beta"] == 1.0
     assert optimizer.nesterov if name == "sgd" else optimizer.beta_1 == 0.9
 
 
-def test_averaged_weights_are_swapped_in_and_back():
+def test_weight_average_ramps_in_covers_batchnorm_statistics_and_swaps_back(tmp_path):
     import keras
 
-    from utils.callbacks import averaged_weights
+    from utils.ema import WeightAverage, ema_decay
 
     inputs = keras.Input((2,))
-    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
-    model.compile(optimizer=keras.optimizers.SGD(0.1, use_ema=True, ema_momentum=0.5), loss="mse")
-    x, y = np.ones((4, 2), np.float32), np.full((4, 1), 3.0, np.float32)
-    for _ in range(3):  # (fit would end by copying the averages into the model: Keras' finalize step)
-        model.train_on_batch(x, y)
-    trained = [np.asarray(v).copy() for v in model.trainable_variables]
-    averages = [np.asarray(a).copy() for a in model.optimizer._model_variables_moving_average]
-    assert not np.allclose(trained[0], averages[0])
-    with averaged_weights(model):
-        for variable, average in zip(model.trainable_variables, averages, strict=True):
-            np.testing.assert_allclose(np.asarray(variable), average)
-    for variable, value in zip(model.trainable_variables, trained, strict=True):
-        np.testing.assert_allclose(np.asarray(variable), value)
+    dense = keras.layers.Dense(1, kernel_initializer="zeros", bias_initializer="zeros")
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(dense(inputs)))
+    average = WeightAverage(momentum=0.9, tau=2.0)
+    average.set_model(model)
+    kernel, moving_mean = dense.kernel, model.layers[-1].moving_mean
+    expected_kernel, expected_mean = 0.0, 0.0
+    for update in range(1, 5):  # the weights move; after each "batch" the average follows with the ramped decay
+        kernel.assign(np.full((2, 1), float(update), np.float32))
+        moving_mean.assign(np.full((1,), 10.0 * update, np.float32))
+        average.on_train_batch_end(update - 1)
+        decay = ema_decay(0.9, update, 2.0)  # 0.9 · (1 − e^(−n/2)): 0.354, 0.569, 0.699, 0.778
+        expected_kernel = decay * (expected_kernel if update > 1 else 1.0) + (1 - decay) * update
+        expected_mean = decay * (expected_mean if update > 1 else 10.0) + (1 - decay) * 10.0 * update
+    with average.swapped_in():
+        assert float(kernel.numpy()[0, 0]) == pytest.approx(expected_kernel, rel=1e-5)
+        assert float(moving_mean.numpy()[0]) == pytest.approx(expected_mean, rel=1e-5)  # BatchNorm statistics too
+    assert float(kernel.numpy()[0, 0]) == 4.0 and float(moving_mean.numpy()[0]) == 40.0  # trained values back
+    # Saved with a resume state and restored only for the same epoch.
+    average.save(tmp_path / "ema.npz", epoch=3)
+    restored = WeightAverage(momentum=0.9, tau=2.0)
+    restored.set_model(model)
+    assert not restored.load(tmp_path / "ema.npz", epoch=2)
+    assert restored.load(tmp_path / "ema.npz", epoch=3) and float(restored.updates.numpy()) == 4.0
+    with restored.swapped_in():
+        assert float(kernel.numpy()[0, 0]) == pytest.approx(expected_kernel, rel=1e-5)
+
+
+def test_weight_average_in_a_frozen_phase_keeps_frozen_weights_and_pairs_by_variable():
+    import keras
+
+    from utils.ema import WeightAverage
+
+    inputs = keras.Input((3,))
+    frozen = keras.layers.Dense(4, name="frozen")
+    head = keras.layers.Dense(2, name="head")
+    model = keras.Model(inputs, head(frozen(inputs)))
+    frozen.trainable = False
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    average = WeightAverage(momentum=0.5, tau=1.0)
+    before = [np.asarray(v).copy() for v in frozen.weights]
+    x, y = np.ones((8, 3), np.float32), np.full((8, 2), 3.0, np.float32)
+    model.fit(x, y, epochs=2, batch_size=4, verbose=0, callbacks=[average])
+    with average.swapped_in():
+        for variable, value in zip(frozen.weights, before, strict=True):
+            np.testing.assert_array_equal(np.asarray(variable), value)  # a frozen weight's average is itself
+        assert [tuple(v.shape) for v in head.weights] == [(4, 2), (2,)]
+        assert not np.allclose(np.asarray(head.kernel), 0.0)
 
 
 def test_patience_stops_after_epochs_without_a_better_map(tmp_path, monkeypatch):

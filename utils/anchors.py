@@ -16,9 +16,9 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
 from utils.annotations import Annotation
+from utils.images import viewed_size
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,9 @@ MIN_BOX_SIDE = 2.0  # boxes smaller than this (in input pixels) say nothing abou
 
 
 def image_size(path: str) -> tuple[int, int]:
-    """(width, height) from the image header, without decoding the pixels."""
+    """(width, height) as viewed (EXIF orientation applied), from the image header, without decoding the pixels."""
     try:
-        with Image.open(path) as image:
-            return image.size
+        return viewed_size(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: image not found") from None
     except OSError as error:

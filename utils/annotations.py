@@ -13,7 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.fileio import read_user_text
+
 BOX_TOKEN = re.compile(r"^-?\d+(\.\d+)?,-?\d+(\.\d+)?,-?\d+(\.\d+)?,-?\d+(\.\d+)?,\d+(,[01])?$")
+# Where the boxes start: the first token (after the path's first) that begins with a number and a comma,
+# well-formed or not, so a malformed box is reported as one instead of becoming part of the path.
+BOX_LIKE = re.compile(r"^[-+]?\d[\d.]*,")
 NO_BOXES = np.zeros((0, 5), np.float32)
 
 
@@ -39,7 +44,7 @@ class Annotation:
 def parse_line(line: str, source: str = "<line>") -> Annotation:
     """Parse one annotation line; `source` (e.g. `train.txt:12`) names it in errors."""
     tokens = line.strip().split(" ")
-    first_box = next((i for i, token in enumerate(tokens) if BOX_TOKEN.match(token)), len(tokens))
+    first_box = next((i for i, token in enumerate(tokens) if i and BOX_LIKE.match(token)), len(tokens))
     path = " ".join(tokens[:first_box]).strip()
     if not path:
         raise ValueError(f"{source}: no image path before the boxes")
@@ -48,7 +53,7 @@ def parse_line(line: str, source: str = "<line>") -> Annotation:
         if not token:
             continue
         if not BOX_TOKEN.match(token):
-            raise ValueError(f"{source}: box token {token!r} is not x1,y1,x2,y2,class (or x1,y1,x2,y2,class,1)")
+            raise ValueError(f"{source}: unparsable box {token!r}: expected x1,y1,x2,y2,class (or x1,y1,x2,y2,class,1)")
         values = [float(v) for v in token.split(",")]
         (difficult if len(values) == 6 and values[5] == 1 else rows).append(values[:5])
     return Annotation(path, np.asarray(rows, dtype=np.float32).reshape(-1, 5),
@@ -77,7 +82,7 @@ def read_annotations(path: str | Path, strict: bool = True) -> tuple[list[Annota
     if not path.is_file():
         raise FileNotFoundError(f"{path}: annotation file not found")
     annotations, problems = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_user_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -91,12 +96,25 @@ def read_annotations(path: str | Path, strict: bool = True) -> tuple[list[Annota
     return annotations, problems
 
 
+def check_class_ids(annotations: list[Annotation], num_classes: int, source: str | Path, shown: int = 5) -> None:
+    """Raise ValueError naming the file, line and id of every box whose class id is not in 0..num_classes−1."""
+    bad = []
+    for annotation in annotations:
+        ids = np.concatenate([annotation.boxes[:, 4], annotation.difficult_boxes[:, 4]]).astype(int)
+        line = "?" if annotation.line_index is None else annotation.line_index + 1
+        bad += [f"{source}:{line}: class id {class_id}" for class_id in ids[(ids < 0) | (ids >= num_classes)]]
+    if bad:
+        more = f"\n  … and {len(bad) - shown} more" if len(bad) > shown else ""
+        raise ValueError(f"{len(bad)} boxes have a class id outside the class list of {num_classes} classes "
+                         f"(ids 0–{num_classes - 1}):\n  " + "\n  ".join(bad[:shown]) + more)
+
+
 def read_class_names(path: str | Path) -> list[str]:
-    """One class name a line; blank lines ignored."""
+    """One class name a line (UTF-8, a byte-order mark ignored); blank lines ignored."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: class list not found")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    names = [line.strip() for line in read_user_text(path).splitlines() if line.strip()]
     if not names:
         raise ValueError(f"{path}: class list is empty")
     if len(set(names)) != len(names):
@@ -109,7 +127,7 @@ def read_anchors(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: anchors file not found")
-    values = [float(v) for v in re.split(r"[,\s]+", path.read_text(encoding="utf-8").strip()) if v]
+    values = [float(v) for v in re.split(r"[,\s]+", read_user_text(path).strip()) if v]
     if len(values) % 2 or not values:
         raise ValueError(f"{path}: expected w,h pairs, got {len(values)} numbers")
     anchors = np.asarray(values, dtype=np.float32).reshape(-1, 2)

@@ -116,7 +116,8 @@ def mosaic(images: tf.Tensor, images_hw: tf.Tensor, boxes: tf.Tensor, seed: tf.T
         boxes: (4, M, 5), padding rows −1.
 
     Returns:
-        the (2H, 2W, 3) canvas and the four images' boxes on it (K, 5) (clip and filter after the affine step).
+        the (2H, 2W, 3) canvas and the four images' boxes on it (K, 5), clipped to the canvas (filter after the
+        affine step).
     """
     height, width = images.shape[1], images.shape[2]
     seeds = tf.random.split(seed, 2)
@@ -134,7 +135,9 @@ def mosaic(images: tf.Tensor, images_hw: tf.Tensor, boxes: tf.Tensor, seed: tf.T
         tiles.append(paste_in_region(images[k], images_hw[k], x1, y1, region))
         valid = tf.boolean_mask(boxes[k], boxes[k][:, 4] >= 0)
         offset = tf.cast(tf.stack([x1, y1, x1, y1]), tf.float32)
-        placed.append(tf.concat([valid[:, :4] + offset, valid[:, 4:]], axis=1))
+        # Clip to the canvas (YOLOv5's load_mosaic): the part of a box beyond it lies on no pixel of this image.
+        corners = tf.clip_by_value(valid[:, :4] + offset, 0.0, tf.cast(tf.stack([full_w, full_h] * 2), tf.float32))
+        placed.append(tf.concat([corners, valid[:, 4:]], axis=1))
     canvas = tf.concat([tf.concat(tiles[:2], axis=1), tf.concat(tiles[2:], axis=1)], axis=0)
     canvas = tf.ensure_shape(canvas, [2 * height, 2 * width, 3])
     return canvas, tf.concat(placed, axis=0)

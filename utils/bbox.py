@@ -192,7 +192,7 @@ def select_detections(
     """Decoded boxes (B, N, 4) in input pixels and class scores (B, N, C) → score filter, class-aware NMS, back to
     original-image pixels, clipped. The dynamic-shape half of `postprocess` (XLA compiles only the half before)."""
     nms_boxes, nms_scores, nms_classes, count = class_aware_nms(boxes, scores, max_detections, iou_threshold,
-                                                               score_threshold)
+                                                               score_threshold, input_hw)
     scale, offset = letterbox_params(image_hw, input_hw, letterbox)
     boxes = boxes_from_letterbox(nms_boxes, scale[:, None, :], offset[:, None, :])
     hw = tf.cast(image_hw, tf.float32)

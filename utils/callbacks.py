@@ -3,11 +3,9 @@ stopping, the learning-rate log, plots, the close-mosaic switch and the skipped-
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -15,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from utils.annotations import Annotation
+from utils.ema import WeightAverage, averaged
 from utils.evaluation import evaluate_model
 from utils.fileio import atomic_write, atomic_write_json
 from utils.plots import plot_training
@@ -26,46 +25,40 @@ def save_model_atomically(model: keras.Model, path: str | Path) -> None:
     atomic_write(path, lambda tmp: model.save(tmp))
 
 
-@contextlib.contextmanager
-def averaged_weights(model: keras.Model) -> Iterator[None]:
-    """Inside the block the model holds its optimizer's moving average of the weights (when the optimizer keeps
-    one: `use_ema`); the trained weights come back after it."""
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is None or not optimizer.use_ema or not optimizer.built:
-        yield
-        return
-    variables = model.trainable_variables
-    trained = [variable.numpy() for variable in variables]
-    optimizer.finalize_variable_values(variables)  # Keras' own swap: each variable ← its average
-    try:
-        yield
-    finally:
-        for variable, value in zip(variables, trained, strict=True):
-            variable.assign(value)
-
-
 def finite_loss(logs: dict | None) -> bool:
     """False for an epoch whose loss went NaN or infinite: nothing of it is saved."""
     return logs is None or math.isfinite(float(logs.get("loss", 0.0)))
 
 
 class LastCheckpoint(keras.callbacks.Callback):
-    """Save the whole model (with optimizer state; the averaged weights under EMA) to `path` every epoch."""
+    """Save the whole model (with optimizer state; the averaged weights with `average`) to `path` every epoch."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, average: WeightAverage | None = None) -> None:
         super().__init__()
-        self.path = Path(path)
+        self.path, self.average = Path(path), average
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if finite_loss(logs):
-            with averaged_weights(self.model):
+            with averaged(self.average):
                 save_model_atomically(self.model, self.path)
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """Keras' `BackupAndRestore` (weights with optimizer, EMA and schedule state, plus the epoch reached) with each
     file written beside and renamed over the last, so a kill at any moment leaves a complete state. An epoch whose
-    loss went NaN is not saved: the state stays the last good one."""
+    loss went NaN is not saved: the state stays the last good one. With `average`, the weight average is saved
+    with the state and restored with it (place this callback before the average's own)."""
+
+    def __init__(self, backup_dir: str, average: WeightAverage | None = None, **kwargs) -> None:
+        super().__init__(backup_dir, **kwargs)
+        self.average = average
+        self._average_path = Path(backup_dir) / "ema.npz"
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        if self.average is not None:
+            self.average.set_model(self.model)
+            self.average.load(self._average_path, resumed_epoch(self.backup_dir))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if finite_loss(logs):
@@ -74,6 +67,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def _save_model(self) -> None:
         os.makedirs(self.backup_dir, exist_ok=True)
         atomic_write(self._weights_path, lambda tmp: self.model.save_weights(tmp), suffix=".weights.h5")
+        if self.average is not None:
+            self.average.save(self._average_path, self._current_epoch)
         atomic_write_json(self._training_metadata_path, {"epoch": self._current_epoch,
                                                          "batch": self._last_batch_seen})
 
@@ -107,7 +102,7 @@ class MapEvaluation(keras.callbacks.Callback):
     def __init__(
         self, annotations: list[Annotation], anchors: np.ndarray, class_names: list[str], best_path: str | Path,
         period: int = 1, total_epochs: int | None = None, batch_size: int = 8,
-        box_coding: str = "v3", patience: int = 0,
+        box_coding: str = "v3", patience: int = 0, average: WeightAverage | None = None,
     ) -> None:
         super().__init__()
         self.annotations = annotations
@@ -120,6 +115,7 @@ class MapEvaluation(keras.callbacks.Callback):
         self.box_coding = box_coding
         self.best_record = self.best_path.with_suffix(".json")
         self.patience = patience
+        self.average = average
         self.stopped = False  # early stopping fired
         self.best = -math.inf
         self.best_epoch = -1
@@ -136,7 +132,7 @@ class MapEvaluation(keras.callbacks.Callback):
         if ((epoch + 1) % self.period and not last) or not finite_loss(logs):
             logs["val_map50"] = logs["val_map50_95"] = float("nan")
             return
-        with averaged_weights(self.model):
+        with averaged(self.average):
             metrics = evaluate_model(self.model, self.anchors, self.annotations, self.class_names,
                                      batch_size=self.batch_size, progress=False, box_coding=self.box_coding)
             self.last_metrics = metrics

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.fileio import atomic_write_json
+from utils.fileio import atomic_write_json, read_user_text
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LR_DECAYS = ("cosine", "step")
@@ -33,6 +33,14 @@ class ModelSpec:
     neck_width: float | None = None
     neck_depth: float | None = None
     assigner: str = "v3"  # target assignment and, with it, the head's box parameterisation (v3 | v5)
+
+    def __post_init__(self) -> None:
+        if self.input_size < 32 or self.input_size % 32:
+            raise ValueError(f"input size must be a positive multiple of 32, got {self.input_size}")
+        if self.assigner not in ("v3", "v5"):
+            raise ValueError(f"unknown assigner {self.assigner!r}; expected v3 or v5")
+        if not self.class_names:
+            raise ValueError("the class list is empty")
 
     @property
     def num_classes(self) -> int:
@@ -135,8 +143,32 @@ class TrainConfig:
             raise ValueError(f"lr limits must satisfy 0 < min ≤ max, got {self.lr_limits}")
 
 
+# What a run's resume state depends on (its variables and their shapes): fixed once a run has started.
+FIXED_ON_RESUME = ("model", "freeze_backbone", "freeze_epochs", "freeze_batch_size", "optimizer", "ema")
+
+
 def to_dict(config: TrainConfig) -> dict:
     return asdict(config)
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_differences(saved: TrainConfig, new: TrainConfig, only: tuple[str, ...] | None = None) -> list[str]:
+    """`field: saved → new` for every setting that differs (as JSON would store them), `only` limiting the
+    comparison to those top-level fields; `run_dir` is not compared."""
+    old_values, new_values = (_flat(json.loads(json.dumps(to_dict(c)))) for c in (saved, new))
+    keys = sorted(set(old_values) | set(new_values))
+    return [f"{key}: {old_values.get(key)!r} → {new_values.get(key)!r}" for key in keys
+            if key != "run_dir" and (only is None or key.split(".")[0] in only)
+            and old_values.get(key) != new_values.get(key)]
 
 
 def from_dict(data: dict) -> TrainConfig:
@@ -174,7 +206,7 @@ def load_config(path: str | Path) -> TrainConfig:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: run config not found")
-    text = path.read_text(encoding="utf-8")
+    text = read_user_text(path)
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml

@@ -27,6 +27,7 @@ from utils.augment import (
     warp_image,
 )
 from utils.bbox import boxes_to_letterbox, letterbox_image, letterbox_params
+from utils.images import decode_image, exif_orientations
 
 AUTOTUNE = tf.data.AUTOTUNE
 CACHE_MODES = ("none", "ram")
@@ -43,20 +44,14 @@ def existing_annotations(annotations: list[Annotation]) -> tuple[list[Annotation
     return kept, [a.image_path for a in missing]
 
 
-def annotations_to_tensors(annotations: list[Annotation]) -> tuple[tf.Tensor, tf.RaggedTensor]:
-    """Paths (N,) and ragged boxes (N, None, 5)."""
-    paths = tf.constant([a.image_path for a in annotations])
+def annotations_to_tensors(annotations: list[Annotation]) -> tuple[tf.Tensor, tf.Tensor, tf.RaggedTensor]:
+    """Paths (N,), EXIF orientations (N,) (read once here, from the file headers) and ragged boxes (N, None, 5)."""
+    paths = [a.image_path for a in annotations]
+    orientations = tf.constant(exif_orientations(paths), tf.int32, shape=[len(paths)])
     lengths = [len(a.boxes) for a in annotations]
     flat = np.concatenate([a.boxes for a in annotations], axis=0) if annotations else np.zeros((0, 5), np.float32)
     boxes = tf.RaggedTensor.from_row_lengths(tf.constant(flat.reshape(-1, 5), tf.float32), lengths)
-    return paths, boxes
-
-
-def decode_image(path: tf.Tensor) -> tf.Tensor:
-    """Read and decode a JPEG/PNG/BMP/GIF file to (H, W, 3) uint8."""
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    return image
+    return tf.constant(paths, tf.string, shape=[len(paths)]), orientations, boxes
 
 
 def pad_boxes(boxes: tf.Tensor, max_boxes: int) -> tf.Tensor:
@@ -115,14 +110,14 @@ class SampleSource:
             raise ValueError(f"cache must be one of {CACHE_MODES}, got {cache!r}")
         self.size = len(annotations)
         self.input_hw, self.max_boxes = input_hw, max_boxes
-        self.paths, ragged = annotations_to_tensors(annotations)
+        self.paths, self.orientations, ragged = annotations_to_tensors(annotations)
         self.box_values, self.row_splits = ragged.values, tf.cast(ragged.row_splits, tf.int32)
         self.cached = None
         if cache == "ram":
             self.cached = self._fill_cache()
 
     def _decode_fitted(self, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        image = decode_image(self.paths[index])
+        image = decode_image(self.paths[index], self.orientations[index])
         boxes = self.box_values[self.row_splits[index]:self.row_splits[index + 1]]
         return fit_sample(image, boxes, self.input_hw, self.max_boxes)
 
@@ -257,14 +252,14 @@ def build_dataset(
     if not annotations:
         raise ValueError("no usable images in the annotation list")
     if not training:
-        paths, boxes = annotations_to_tensors(annotations)
+        paths, orientations, boxes = annotations_to_tensors(annotations)
 
-        def load(path: tf.Tensor, sample_boxes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            image, moved = letterbox_sample(decode_image(path), valid_boxes(sample_boxes), input_hw)
+        def load(path: tf.Tensor, orientation: tf.Tensor, sample_boxes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            image, moved = letterbox_sample(decode_image(path, orientation), valid_boxes(sample_boxes), input_hw)
             moved = clip_and_filter_boxes(moved, input_hw, (augment or AugmentConfig()).min_box_size)
             return tf.ensure_shape(image, [*input_hw, 3]), pad_boxes(moved, max_boxes)
 
-        dataset = tf.data.Dataset.from_tensor_slices((paths, boxes.to_tensor(default_value=-1.0)))
+        dataset = tf.data.Dataset.from_tensor_slices((paths, orientations, boxes.to_tensor(default_value=-1.0)))
         dataset = dataset.map(load, num_parallel_calls=AUTOTUNE).ignore_errors(log_warning=True)
         return dataset.batch(batch_size).prefetch(AUTOTUNE).with_options(dataset_options())
 
@@ -278,13 +273,15 @@ def build_dataset(
 
 def build_inference_dataset(image_paths: list[str], input_hw: tuple[int, int], batch_size: int,
                             letterbox: bool = True) -> tf.data.Dataset:
-    """Letterboxed (or stretched) images for batched inference: (images, original (H, W), index in `image_paths`)."""
+    """Letterboxed (or stretched) images for batched inference: (images, original (H, W) as viewed, index in
+    `image_paths`)."""
 
-    def load(path: tf.Tensor, index: tf.Tensor):
-        image = decode_image(path)
+    def load(path: tf.Tensor, orientation: tf.Tensor, index: tf.Tensor):
+        image = decode_image(path, orientation)
         return letterbox_image(image, input_hw, FILL_VALUE, letterbox), tf.shape(image)[:2], index
 
-    dataset = tf.data.Dataset.from_tensor_slices((tf.constant(image_paths), tf.range(len(image_paths))))
+    dataset = tf.data.Dataset.from_tensor_slices((tf.constant(image_paths), tf.constant(
+        exif_orientations(image_paths), tf.int32, shape=[len(image_paths)]), tf.range(len(image_paths))))
     return dataset.map(load, num_parallel_calls=AUTOTUNE).batch(batch_size).prefetch(AUTOTUNE)
 
 

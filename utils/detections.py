@@ -8,6 +8,7 @@ as written there; `category_id` is the class index.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,14 +73,17 @@ def read_results_json(path: str | Path, image_paths: list[str], num_classes: int
     entries = read_json(path, "detections file")
     if not isinstance(entries, list):
         raise ValueError(f"{path}: expected a JSON list of detections, got {type(entries).__name__}")
-    index_of_path = {image_path: index for index, image_path in enumerate(image_paths)}
+    # Paths match as typed or resolved (an annotation file may list them relative to where it is run from).
+    index_of_path = {os.path.realpath(image_path): index for index, image_path in enumerate(image_paths)}
+    index_of_path.update({image_path: index for index, image_path in enumerate(image_paths)})
     index_of_line = {line: index for index, line in enumerate(line_indices or range(len(image_paths)))}
     fields = [_entry_fields(entry, position, path) for position, entry in enumerate(entries)]
     images = np.empty(len(fields), np.int64)
     for position, (image_id, *_) in enumerate(fields):
         if isinstance(image_id, str):
+            typed, image_id = image_id, image_id if image_id in index_of_path else os.path.realpath(image_id)
             if image_id not in index_of_path:
-                raise ValueError(f"{path}: entry {position} has image_id {image_id!r}, which is not an image path "
+                raise ValueError(f"{path}: entry {position} has image_id {typed!r}, which is not an image path "
                                  "of the annotation file")
             images[position] = index_of_path[image_id]
         elif isinstance(image_id, int) and not isinstance(image_id, bool) and image_id in index_of_line:

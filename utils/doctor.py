@@ -10,6 +10,8 @@ import numpy as np
 
 from utils.anchors import anchor_fit, image_size
 from utils.annotations import Annotation
+from utils.images import UPRIGHT, exif_orientation
+from utils.sample_check import find_unreadable
 
 TINY_SIDE = 4.0  # pixels of the input image: a box this small at the training size is hard to learn
 SIZE_BINS = ((0, 32), (32, 96), (96, float("inf")))  # COCO's small / medium / large, by sqrt(area) in input px
@@ -42,8 +44,12 @@ class DatasetReport:
 def diagnose(annotations: list[Annotation], class_names: list[str], input_size: int = 416,
              anchors: np.ndarray | None = None, anchor_t: float = 4.0) -> DatasetReport:
     """Per-class counts, images without boxes, duplicates, tiny / zero-area / out-of-image boxes, unknown classes,
-    the box-size distribution at `input_size` and (with `anchors`, input pixels) the anchors' best-possible recall."""
+    images that are missing or fail to decode (every image is decoded, in parallel, as training would), images
+    with an EXIF orientation (read rotated, as viewers show them), the box-size distribution at `input_size` and
+    (with `anchors`, input pixels) the anchors' best-possible recall."""
     report = DatasetReport(images=len(annotations))
+    present = sorted({a.image_path for a in annotations if os.path.isfile(a.image_path)})
+    undecodable = set(find_unreadable(present)) if present else set()
     seen_paths: Counter = Counter(a.image_path for a in annotations)
     for path, count in seen_paths.items():
         if count > 1:
@@ -55,11 +61,14 @@ def diagnose(annotations: list[Annotation], class_names: list[str], input_size: 
         report.without_boxes += len(boxes) == 0 and len(hard) == 0
         path = annotation.image_path
         try:
-            width, height = image_size(path) if os.path.isfile(path) else (None, None)
+            width, height = image_size(path) if os.path.isfile(path) and path not in undecodable else (None, None)
         except (OSError, ValueError):
             width = height = None
         if width is None:
             report.add("missing or unreadable images", path)
+        elif (orientation := exif_orientation(path)) != UPRIGHT:
+            report.add("images with an EXIF orientation (used as viewers show them)",
+                       f"{path}: orientation {orientation}, {width}×{height} as viewed")
         everything = np.concatenate([boxes, hard]) if len(hard) else boxes
         classes = everything[:, 4].astype(int)
         for class_id in classes[(classes < 0) | (classes >= len(class_names))]:

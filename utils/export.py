@@ -142,15 +142,16 @@ class Parity:
     max_box_difference: float  # pixels, over detections paired by box (see `compare`)
     same_classes: bool
     same_counts: bool
+    paired: int  # detections compared: a check with none proves nothing and does not pass
 
     def passed(self, tolerance: float = 1.0) -> bool:
-        return self.same_counts and self.same_classes and self.max_box_difference <= tolerance
+        return self.paired > 0 and self.same_counts and self.same_classes and self.max_box_difference <= tolerance
 
 
 def compare(reference: list[Detections], exported: list[Detections]) -> Parity:
     """Pair each reference detection with the closest unpaired exported detection of the same class (detections
     whose scores tie to 1e-7 may come out of NMS in either order, so pairs are found by box, not by rank)."""
-    difference, classes, counts = 0.0, True, True
+    difference, classes, counts, paired = 0.0, True, True, 0
     for ours, theirs in zip(reference, exported, strict=True):
         if len(ours.scores) != len(theirs.scores):
             counts = False
@@ -164,5 +165,6 @@ def compare(reference: list[Detections], exported: list[Detections]) -> Parity:
             distances = np.abs(theirs.boxes[candidates] - box).max(axis=1)
             best = candidates[np.argmin(distances)]
             free[best] = False
+            paired += 1
             difference = max(difference, float(distances.min()))
-    return Parity(len(reference), difference, classes, counts)
+    return Parity(len(reference), difference, classes, counts, paired)

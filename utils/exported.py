@@ -138,13 +138,16 @@ class ExportedDetector:
 
     def detect_paths(self, paths: list[str], batch_size: int = 8) -> list[Detections]:
         """Image files, one at a time (an export's batch is one image size; LiteRT's is one image)."""
-        import cv2
+        import tensorflow as tf
         from tqdm import tqdm
+
+        from utils.images import read_rgb
 
         found = []
         for path in tqdm(paths, desc="detecting", unit="img", disable=len(paths) < 2, leave=False):
-            image = cv2.imread(path, cv2.IMREAD_COLOR)
-            if image is None:
-                raise ValueError(f"{path}: corrupt or not an image (decoding failed)")
-            found.append(self.detect_rgb(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
+            try:
+                image = read_rgb(path)
+            except tf.errors.OpError:
+                raise ValueError(f"{path}: corrupt or not an image (decoding failed)") from None
+            found.append(self.detect_rgb(image))
         return found

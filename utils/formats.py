@@ -14,7 +14,7 @@ import numpy as np
 
 from utils.anchors import image_size
 from utils.annotations import NO_BOXES, Annotation
-from utils.fileio import read_json
+from utils.fileio import read_json, read_user_text
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}  # what tf.io.decode_image, and so training, reads
 
@@ -91,19 +91,28 @@ def convert_coco(json_path: str | Path, images_dir: str | Path) -> Conversion:
     return conversion
 
 
-def yolo_label_path(image_path: Path, images_root: Path, labels_root: Path) -> Path:
-    return labels_root / image_path.relative_to(images_root).with_suffix(".txt")
+def yolo_label_path(image_path: Path, images_root: Path, labels_root: Path | None = None) -> Path:
+    """The label file of an image: at the same relative path under `labels_root` when given, else by Ultralytics'
+    rule, the image path with its last `images` component replaced by `labels` (`x/images/train/a.jpg` →
+    `x/labels/train/a.txt`; without an `images` component, beside the image)."""
+    if labels_root is not None:
+        return labels_root / image_path.relative_to(images_root).with_suffix(".txt")
+    parts = list(image_path.parts)
+    if "images" in parts[:-1]:
+        last = len(parts) - 2 - parts[-2::-1].index("images")
+        parts[last] = "labels"
+    return Path(*parts).with_suffix(".txt")
 
 
 def convert_yolo(images_dir: str | Path, class_names: list[str], labels_dir: str | Path | None = None
                  ) -> Conversion:
     """YOLO txt folders → annotation lines. Each image's labels are `class cx cy w h` (normalised to the image)
-    in `labels_dir` at the same relative path with `.txt` (default: the `images` folder's sibling `labels`, as
-    Ultralytics lays them out). An image without a label file is a negative image."""
+    in `labels_dir` at the same relative path with `.txt`, or where Ultralytics looks (`yolo_label_path`). An image
+    without a label file is a negative image; when no image has one, the labels are elsewhere: an error."""
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
         raise FileNotFoundError(f"{images_dir}: image folder not found")
-    labels_dir = Path(labels_dir) if labels_dir else images_dir.parent / "labels"
+    labels_dir = Path(labels_dir) if labels_dir else None
     conversion = Conversion(class_names=list(class_names))
     images = sorted(p for p in images_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
@@ -116,7 +125,7 @@ def convert_yolo(images_dir: str | Path, class_names: list[str], labels_dir: str
             conversion.problems.append(f"{image_path}: unreadable image ({error})")
             continue
         rows = []
-        lines = label_path.read_text(encoding="utf-8").splitlines() if label_path.is_file() else []
+        lines = read_user_text(label_path).splitlines() if label_path.is_file() else []
         conversion.counts["images without a label file"] += not label_path.is_file()
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -137,4 +146,7 @@ def convert_yolo(images_dir: str | Path, class_names: list[str], labels_dir: str
                          (cy + h / 2) * height, class_id])
         boxes = clip_boxes(np.asarray(rows, np.float64).reshape(-1, 5), width, height, conversion)
         conversion.annotations.append(Annotation(str(image_path.resolve()), boxes))
+    if conversion.counts["images without a label file"] == len(images):
+        raise FileNotFoundError(f"{images_dir}: none of its {len(images)} images has a label file (the first was "
+                                f"looked for at {yolo_label_path(images[0], images_dir, labels_dir)}); give --labels")
     return conversion

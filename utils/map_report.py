@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
+import tensorflow as tf
 
 from utils.annotations import Annotation
 from utils.detections import Detections
 from utils.error_analysis import DETECTION_KINDS, ErrorAnalysis, analyse_errors, worst_images
 from utils.fileio import atomic_write_json, atomic_write_text
+from utils.images import read_bgr
 from utils.map import class_curve, evaluate_detections, format_metrics_table
 from utils.map_plots import (
     draw_outcomes,
@@ -102,8 +102,9 @@ def draw_report(out_dir: Path, annotations: list[Annotation], detections: list[D
         if len(tiles) == gallery_size:
             break
         path = annotations[index].image_path
-        image = cv2.imread(path) if os.path.isfile(path) else None
-        if image is None:  # missing or unreadable: the gallery shows the next worst
+        try:
+            image = read_bgr(path)
+        except (OSError, tf.errors.OpError):  # missing or unreadable: the gallery shows the next worst
             continue
         kinds = analysis.detection_kind[starts[index]:starts[index + 1]]
         false_positives = int(np.sum(kinds > 0))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import zipfile
 from pathlib import Path
 
 import keras
@@ -10,6 +12,8 @@ import nets.loss  # noqa: F401  (registers the losses so compiled checkpoints de
 import nets.loss_v5  # noqa: F401
 import nets.shufflenet_v2  # noqa: F401  (registers its channel split/shuffle layers)
 from utils.config import TrainConfig, load_config
+
+log = logging.getLogger(__name__)
 
 
 def resolve_model_path(run_or_model: str | Path) -> Path:
@@ -27,9 +31,27 @@ def resolve_model_path(run_or_model: str | Path) -> Path:
     return path
 
 
+def load_model_file(path: Path) -> keras.Model:
+    """`keras.saving.load_model` (uncompiled); a file that is not a complete `.keras` archive is reported as
+    corrupt, not (as Keras says) as not found."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: corrupt or incomplete model file (not a .keras zip archive)")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError) as error:
+        raise ValueError(f"{path}: corrupt or incomplete model file ({error})") from None
+
+
 def load_detector(run_or_model: str | Path) -> tuple[keras.Model, TrainConfig]:
-    """The trained model (uncompiled, for inference) and the run config saved beside it."""
+    """The trained model (uncompiled, for inference) and the run config saved beside it. In a run directory whose
+    `best.keras` is corrupt, `last.keras` is used instead, with a warning."""
     model_path = resolve_model_path(run_or_model)
     config = load_config(model_path.parent / "config.json")
-    model = keras.saving.load_model(model_path, compile=False)
-    return model, config
+    try:
+        return load_model_file(model_path), config
+    except ValueError as error:
+        fallback = model_path.with_name("last.keras")
+        if not Path(run_or_model).is_dir() or model_path.name != "best.keras" or not fallback.is_file():
+            raise
+        log.warning("%s; using %s instead", error, fallback)
+        return load_model_file(fallback), config

@@ -26,14 +26,17 @@ def scaled_learning_rate(learning_rate: float, batch_size: int, nominal_batch_si
 @keras.saving.register_keras_serializable(package="effyolo")
 class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warmup from `warmup_start × peak` to `peak` over `warmup_steps`, then cosine or step decay to
-    `final_ratio × peak` at `total_steps` (constant after)."""
+    `final_ratio × peak` at `total_steps` (constant after). The first `first_phase_steps` steps (a frozen phase
+    at its own batch size) run at `first_phase_scale` times that rate."""
 
     def __init__(self, peak: float, total_steps: int, warmup_steps: int = 0, final_ratio: float = 0.01,
-                 decay: str = "cosine", warmup_start: float = 0.01) -> None:
+                 decay: str = "cosine", warmup_start: float = 0.01, first_phase_steps: int = 0,
+                 first_phase_scale: float = 1.0) -> None:
         if decay not in LR_DECAYS:
             raise ValueError(f"unknown lr decay {decay!r}; expected one of {LR_DECAYS}")
         self.peak, self.total_steps, self.warmup_steps = float(peak), int(total_steps), int(warmup_steps)
         self.final_ratio, self.decay, self.warmup_start = float(final_ratio), decay, float(warmup_start)
+        self.first_phase_steps, self.first_phase_scale = int(first_phase_steps), float(first_phase_scale)
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
@@ -47,8 +50,10 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
         else:
             drops = ops.minimum(ops.floor(progress * STEP_DECAY_STEPS), STEP_DECAY_STEPS - 1)
             decayed = self.peak * ops.power(self.final_ratio, drops / (STEP_DECAY_STEPS - 1))
-        return ops.where(step < self.warmup_steps, warm, decayed)
+        rate = ops.where(step < self.warmup_steps, warm, decayed)
+        return rate * ops.where(step < self.first_phase_steps, self.first_phase_scale, 1.0)
 
     def get_config(self) -> dict:
         return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
-                "final_ratio": self.final_ratio, "decay": self.decay, "warmup_start": self.warmup_start}
+                "final_ratio": self.final_ratio, "decay": self.decay, "warmup_start": self.warmup_start,
+                "first_phase_steps": self.first_phase_steps, "first_phase_scale": self.first_phase_scale}

@@ -11,12 +11,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from nets.loss import YoloV3Loss
 from nets.loss_v5 import YoloV5Loss
 from nets.yolo import build_yolo, freeze_backbone
-from utils.annotations import read_annotations
+from utils.annotations import check_class_ids, read_annotations
 from utils.callbacks import (
     AtomicBackupAndRestore,
     CloseMosaic,
@@ -30,8 +31,11 @@ from utils.callbacks import (
 from utils.config import LR_LIMITS, TrainConfig, save_config
 from utils.dataloader import build_dataset, with_level_targets
 from utils.distribute import build_on_local_batch, make_strategy, set_precision, strategy_name, worker_task
+from utils.ema import WeightAverage, ramp_updates
 from utils.fileio import atomic_write_text
 from utils.manifest import write_manifest
+from utils.optimizers import CoupledDecaySGD
+from utils.run_directory import check_run_directory, remove_interrupted_writes
 from utils.sample_check import split_readable, unusable_reasons, usable_annotations
 from utils.schedules import WarmupDecay, scaled_learning_rate
 
@@ -62,10 +66,12 @@ def make_losses(config: TrainConfig) -> list[keras.losses.Loss]:
             for level in range(3)]
 
 
-def peak_learning_rate(config: TrainConfig) -> float:
-    """The run's peak rate: `learning_rate` at the nominal batch, scaled to the batch size within the limits."""
+def peak_learning_rate(config: TrainConfig, batch_size: int | None = None) -> float:
+    """The run's peak rate: `learning_rate` at the nominal batch, scaled to `batch_size` (default: the run's)
+    within the limits."""
     limits = config.lr_limits or LR_LIMITS[config.optimizer]
-    return scaled_learning_rate(config.learning_rate, config.batch_size, config.nominal_batch_size, limits)
+    return scaled_learning_rate(config.learning_rate, batch_size or config.batch_size, config.nominal_batch_size,
+                                limits)
 
 
 def ema_momentum(config: TrainConfig, total_steps: int) -> float:
@@ -76,18 +82,21 @@ def ema_momentum(config: TrainConfig, total_steps: int) -> float:
     return min(max(1.0 - 10.0 / max(total_steps, 1), 0.99), 0.9999)
 
 
-def make_optimizer(config: TrainConfig, total_steps: int, warmup_steps: int) -> keras.optimizers.Optimizer:
-    """SGD (Nesterov) / Adam / AdamW with warmup then cosine or step decay per step, optional EMA and gradient
-    clipping; weight decay on kernels only (not BatchNorm or biases)."""
+def make_optimizer(config: TrainConfig, total_steps: int, warmup_steps: int, frozen_steps: int = 0,
+                   frozen_batch_size: int | None = None) -> keras.optimizers.Optimizer:
+    """SGD (Nesterov, weight decay in the gradient as YOLOv5's) / Adam / AdamW (decoupled decay) with warmup then
+    cosine or step decay per step and optional gradient clipping; weight decay on kernels only (not BatchNorm or
+    biases). The first `frozen_steps` (a frozen phase) run at the rate scaled to `frozen_batch_size`."""
     total = max(1, total_steps)
     warmup = min(warmup_steps, total - 1)
-    schedule = WarmupDecay(peak_learning_rate(config), total, warmup, config.min_learning_rate_ratio,
-                           config.lr_decay)
-    common = {"learning_rate": schedule, "global_clipnorm": config.clip_norm, "use_ema": config.ema,
-              "ema_momentum": ema_momentum(config, total)}
+    peak = peak_learning_rate(config)
+    frozen_scale = peak_learning_rate(config, frozen_batch_size) / peak if frozen_steps else 1.0
+    schedule = WarmupDecay(peak, total, warmup, config.min_learning_rate_ratio, config.lr_decay,
+                           first_phase_steps=frozen_steps, first_phase_scale=frozen_scale)
+    common = {"learning_rate": schedule, "global_clipnorm": config.clip_norm}
     if config.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(momentum=config.momentum, nesterov=True,
-                                         weight_decay=config.weight_decay or None, **common)
+        optimizer = CoupledDecaySGD(momentum=config.momentum, nesterov=True, weight_decay=config.weight_decay or None,
+                                    **common)
     elif config.optimizer == "adam":
         optimizer = keras.optimizers.Adam(beta_1=config.momentum, **common)
     else:
@@ -116,10 +125,25 @@ def keep_log_rows_before(csv_path: Path, epoch: int) -> None:
         atomic_write_text(csv_path, "".join(kept))
 
 
+def warn_about_box_limit(annotations: list, max_boxes: int, source: str) -> int:
+    """Warn when images have more boxes than the padded targets hold (the rest would train as background);
+    returns how many boxes are beyond the limit."""
+    counts = np.array([len(a.boxes) for a in annotations])
+    beyond = int(np.maximum(counts - max_boxes, 0).sum())
+    if beyond:
+        log.warning("%s: %d images have more than --max-boxes %d boxes (up to %d); %d boxes beyond the limit are "
+                    "left out of training and would count as background: raise --max-boxes to at least %d",
+                    source, int((counts > max_boxes).sum()), max_boxes, int(counts.max()), beyond, int(counts.max()))
+    return beyond
+
+
 def load_training_data(config: TrainConfig):
     """Training annotations (bad samples skipped and counted), readable validation annotations, the skip report."""
     train_annotations, train_problems = read_annotations(config.train, strict=False)  # strict: all listed below
     val_annotations, val_problems = read_annotations(config.val, strict=False)
+    for listed, source in ((train_annotations, config.train), (val_annotations, config.val)):
+        check_class_ids(listed, config.model.num_classes, source)
+    warn_about_box_limit(train_annotations, config.max_boxes, config.train)
     train_annotations, skipped = usable_annotations(train_annotations, train_problems, config.strict)
     if val_problems and config.strict:
         raise ValueError("--strict: unparsable validation lines:\n  " + "\n  ".join(val_problems))
@@ -153,68 +177,83 @@ def training_phases(config: TrainConfig) -> list[Phase]:
 
 
 def train_callbacks(config: TrainConfig, run_dir: Path, map_evaluation: MapEvaluation, skipped,
-                    mosaic_switch: tf.Variable) -> list[keras.callbacks.Callback]:
+                    mosaic_switch: tf.Variable, average: WeightAverage | None = None
+                    ) -> list[keras.callbacks.Callback]:
     csv_path = run_dir / "training_log.csv"
     callbacks = [CloseMosaic(mosaic_switch, config.epochs, config.close_mosaic)] if (
         config.augment.mosaic or config.augment.mixup) else []
+    callbacks += [average] if average else []  # updated after every batch, before any epoch-end callback reads it
     return callbacks + [
         keras.callbacks.TerminateOnNaN(),
         SkippedSamplesReport(skipped),
         map_evaluation,
         LearningRateLog(),
         keras.callbacks.CSVLogger(str(csv_path), append=True),
-        LastCheckpoint(run_dir / "last.keras"),
+        LastCheckpoint(run_dir / "last.keras", average),
         # After the CSV row: a kill between the two repeats that epoch, and the row is dropped on resume.
-        AtomicBackupAndRestore(str(run_dir / "resume"), delete_checkpoint=False),
+        AtomicBackupAndRestore(str(run_dir / "resume"), average=average, delete_checkpoint=False),
         TrainingPlot(csv_path, run_dir / "training.png"),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
     ]
 
 
-def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> dict:
-    """Train a detector and write the run directory (DESIGN.md). Returns the final validation metrics.
+def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, resume: bool = False) -> dict:
+    """Train a detector and write the run directory (docs/design.md). Returns the final validation metrics.
+
+    Nothing is written before the config and the data have been checked. A `run_dir` that already holds a run
+    is continued only when it is that run: with `resume`, its model, frozen phase, optimizer and EMA must match
+    (training settings may change); without, every setting must (`run_directory.check_run_directory`).
 
     Phases (`training_phases`) run in one loop with one optimizer and one per-step schedule across them: the
     optimizer is built on every variable any phase trains, so its state has the same shape in every phase and a
-    resume state loads in any of them. A run started again on the same `run_dir` resumes after its last completed
-    epoch, with weights, optimizer, EMA and schedule state, and the data order and augmentation of that epoch.
+    resume state loads in any of them. A resumed run continues after its last completed epoch, with weights,
+    optimizer, weight average and schedule state, and the data order and augmentation of that epoch.
     `strategy`: made from `config.strategy` when not given (a multi-worker one must exist before any op runs).
     """
     strategy = strategy or make_strategy(config.strategy)
+    chief, worker = worker_task()
+    if chief:
+        check_run_directory(config, Path(config.run_dir), resume)
     keras.utils.set_random_seed(config.seed)
     precision = set_precision(config.mixed_precision)
-    chief, worker = worker_task()
-    # Only the chief writes the run directory; other workers write the same files to a scratch folder.
-    run_dir = Path(config.run_dir) if chief else Path(tempfile.mkdtemp(prefix=f"effyolo_worker{worker}_"))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.json")
     train_annotations, val_annotations, skipped = load_training_data(config)
     spec = config.model
     phases = training_phases(config)
     steps = [len(train_annotations) // phase.batch_size for phase in phases]
     if min(steps) == 0:
-        raise ValueError(f"{config.train}: {len(train_annotations)} images is fewer than one batch of "
+        raise ValueError(f"{config.train}: {len(train_annotations)} usable images is fewer than one batch of "
                          f"{max(phase.batch_size for phase in phases)}")
     total_steps = sum((phase.end_epoch - phase.first_epoch) * n for phase, n in zip(phases, steps, strict=True))
     warn_if_too_short(config, total_steps)
+    # Only the chief writes the run directory; other workers write the same files to a scratch folder.
+    run_dir = Path(config.run_dir) if chief else Path(tempfile.mkdtemp(prefix=f"effyolo_worker{worker}_"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    remove_interrupted_writes(run_dir)
+    save_config(config, run_dir / "config.json")
     start_epoch = resumed_epoch(run_dir / "resume")
     keep_log_rows_before(run_dir / "training_log.csv", start_epoch)
     if start_epoch:
         print(f"resuming {run_dir} after epoch {start_epoch} of {config.epochs}")
+    frozen_steps = (phases[0].end_epoch * steps[0]) if config.freeze_epochs else 0
     with strategy.scope():
         model = build_model_for(config)
-        optimizer = make_optimizer(config, total_steps, int(config.warmup_epochs * steps[0]))
+        optimizer = make_optimizer(config, total_steps, int(config.warmup_epochs * steps[0]), frozen_steps,
+                                   phases[0].batch_size)
         optimizer.build(model.trainable_variables)
     build_on_local_batch(model, strategy)  # once: it wraps the model's own methods, which compile leaves alone
+    average = WeightAverage(ema_momentum(config, total_steps), ramp_updates(total_steps)) if config.ema else None
     write_manifest(config, run_dir / "manifest.json", {
         "peak_learning_rate": peak_learning_rate(config), "steps_per_epoch": steps[-1], "total_steps": total_steps,
-        "phases": [{**asdict(phase), "steps_per_epoch": n} for phase, n in zip(phases, steps, strict=True)],
-        "ema_momentum": optimizer.ema_momentum if config.ema else None, "precision": precision,
-        "replicas": strategy.num_replicas_in_sync, "strategy": strategy_name(strategy), "start_epoch": start_epoch})
+        "phases": [{**asdict(phase), "steps_per_epoch": n, "peak_learning_rate": peak_learning_rate(
+            config, phase.batch_size if config.freeze_epochs else None)} for phase, n in zip(phases, steps,
+                                                                                            strict=True)],
+        "ema_momentum": average.momentum if average else None, "ema_ramp_updates": average.tau if average else None,
+        "precision": precision, "replicas": strategy.num_replicas_in_sync, "strategy": strategy_name(strategy),
+        "start_epoch": start_epoch})
     map_evaluation = MapEvaluation(val_annotations, spec.anchor_array(), list(spec.class_names),
                                    run_dir / "best.keras", period=config.eval_period, total_epochs=config.epochs,
                                    batch_size=config.eval_batch_size, box_coding=spec.assigner,
-                                   patience=config.patience)
+                                   patience=config.patience, average=average)
     mosaic_switch = tf.Variable(1.0, trainable=False, name="mosaic_enabled")
     for phase, steps_per_epoch in zip(phases, steps, strict=True):
         if phase.end_epoch <= start_epoch or map_evaluation.stopped:
@@ -231,7 +270,8 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -
                   f"{'frozen' if phase.frozen else 'trained'}")
         history = model.fit(with_level_targets(data), initial_epoch=first_epoch, epochs=phase.end_epoch,
                             steps_per_epoch=steps_per_epoch, shuffle=False,
-                            callbacks=train_callbacks(config, run_dir, map_evaluation, skipped, mosaic_switch),
+                            callbacks=train_callbacks(config, run_dir, map_evaluation, skipped, mosaic_switch,
+                                                      average),
                             verbose=1 if sys.stdout.isatty() else 2)  # a progress bar on a terminal
         losses = history.history.get("loss", [])
         if losses and not math.isfinite(losses[-1]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -9,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
+from utils.anchors import image_size
 from utils.annotations import format_line
-from utils.fileio import atomic_write_text
+from utils.fileio import atomic_write_text, read_user_text
 
 IMAGE_EXTENSIONS = (".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG")
 DIFFICULT_POLICIES = {  # what happens to VOC `difficult` objects
@@ -49,9 +50,26 @@ def _number(obj: ET.Element, tag: str, xml_path: Path, index: int) -> float:
     if node is None or node.text is None:
         raise ValueError(f"{xml_path}: object {index} has no bndbox/{tag}")
     try:
-        return float(node.text)
+        value = float(node.text)
     except ValueError:
         raise ValueError(f"{xml_path}: object {index} has non-numeric {tag} {node.text!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{xml_path}: object {index} has {tag} {node.text.strip()!r}, not a finite number")
+    return value
+
+
+def _size(root: ET.Element, xml_path: Path) -> tuple[float, float] | None:
+    """`<size>` width and height, or None when absent or zero (then the image header is read)."""
+    texts = [(root.findtext(f"size/{tag}") or "").strip() for tag in ("width", "height")]
+    if not all(texts):
+        return None
+    try:
+        width, height = (float(text) for text in texts)
+    except ValueError:
+        raise ValueError(f"{xml_path}: <size> has non-numeric width/height {texts[0]!r} × {texts[1]!r}") from None
+    if not (math.isfinite(width) and math.isfinite(height)) or width < 0 or height < 0:
+        raise ValueError(f"{xml_path}: <size> has invalid width/height {texts[0]!r} × {texts[1]!r}")
+    return (width, height) if width > 0 and height > 0 else None
 
 
 def parse_voc_xml(
@@ -73,12 +91,8 @@ def parse_voc_xml(
         raise ValueError(f"{xml_path}: malformed XML ({error})") from None
     filename = root.findtext("filename")
     image_path = find_image(image_dir, xml_path.stem, filename.strip() if filename else None)
-    width, height = root.findtext("size/width"), root.findtext("size/height")
-    if width and height and float(width) > 0 and float(height) > 0:
-        width, height = float(width), float(height)
-    else:
-        with Image.open(image_path) as image:  # reads the header only
-            width, height = image.size
+    size = _size(root, xml_path)
+    width, height = size if size else image_size(str(image_path))  # the header only
     record = VocRecord(image_path, np.zeros((0, 5), np.float32))
     rows, difficult_rows = [], []
     for index, obj in enumerate(root.iter("object")):
@@ -92,6 +106,9 @@ def parse_voc_xml(
             if difficult == "drop":
                 continue
         x1, y1, x2, y2 = (_number(obj, tag, xml_path, index) for tag in ("xmin", "ymin", "xmax", "ymax"))
+        if x1 > x2 or y1 > y2:
+            raise ValueError(f"{xml_path}: object {index} ({name}) has xmin > xmax or ymin > ymax "
+                             f"({x1:g}, {y1:g}, {x2:g}, {y2:g})")
         clipped = (min(max(x1, 0), width), min(max(y1, 0), height), min(max(x2, 0), width), min(max(y2, 0), height))
         if clipped != (x1, y1, x2, y2):
             record.counts["clipped"] += 1
@@ -127,7 +144,7 @@ def read_split_files(voc_dir: Path) -> dict[str, list[str]]:
         for path in sorted(main.glob("*.txt")):
             if "_" in path.stem:
                 continue
-            splits[path.stem] = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+            splits[path.stem] = [line.split()[0] for line in read_user_text(path).splitlines() if line.strip()]
     return splits
 
 
@@ -180,10 +197,10 @@ def convert_voc(
     summary = ConversionSummary(difficult=DIFFICULT_POLICIES[difficult])
     lines: dict[str, list[str]] = {}
     for voc_dir in find_voc_dirs(Path(voc_root)):
-        splits = read_split_files(voc_dir)
-        if not splits:
-            ids = [p.stem for p in (voc_dir / "Annotations").glob("*.xml")]
-            splits = random_split(ids, val_fraction, test_fraction, seed)
+        xml_ids = [p.stem for p in (voc_dir / "Annotations").glob("*.xml")]
+        if not xml_ids:
+            raise FileNotFoundError(f"{voc_dir / 'Annotations'}: no .xml annotation files in this folder")
+        splits = read_split_files(voc_dir) or random_split(xml_ids, val_fraction, test_fraction, seed)
         records: dict[str, VocRecord | None] = {}
         all_ids = sorted({i for ids in splits.values() for i in ids})
         for image_id in tqdm(all_ids, desc=f"parsing {voc_dir.name}", unit="xml", disable=not progress):
@@ -208,6 +225,11 @@ def convert_voc(
             if record is not None:
                 summary.counts.update(record.counts)
                 summary.unknown_classes.update(record.unknown_classes)
+    matched = summary.counts["kept"] + summary.counts["difficult"] + summary.counts["zero_area"]
+    if summary.unknown_classes and not matched:
+        found = ", ".join(f"{name or '<empty>'} ({count})" for name, count in summary.unknown_classes.most_common())
+        raise ValueError(f"none of the dataset's object names is in the class list ({', '.join(class_names)}); "
+                         f"the names found: {found}. Nothing was written.")
     for split, split_lines in lines.items():
         path = out_dir / f"{split}.txt"
         atomic_write_text(path, "\n".join(split_lines) + ("\n" if split_lines else ""))
