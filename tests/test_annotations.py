@@ -61,3 +61,28 @@ def test_empty_files_are_errors(tmp_path):
 def test_anchors_sorted_by_area(tmp_path):
     (tmp_path / "anchors.txt").write_text("30,61, 10,13\n16,30\n")
     np.testing.assert_array_equal(read_anchors(tmp_path / "anchors.txt"), [[10, 13], [16, 30], [30, 61]])
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_class_or_path(tmp_path):
+    classes = tmp_path / "classes.txt"
+    classes.write_bytes("date\nfig\n".encode("utf-8-sig"))
+    assert read_class_names(classes) == ["date", "fig"]
+    lines = tmp_path / "lines.txt"
+    lines.write_bytes("/a.jpg 1,2,3,4,0\n".encode("utf-8-sig"))
+    assert read_annotations(lines)[0][0].image_path == "/a.jpg"
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin\.txt: not UTF-8 text"):
+        read_class_names(latin)
+
+
+def test_class_ids_beyond_the_class_list_name_file_line_and_id(tmp_path):
+    from utils.annotations import check_class_ids
+
+    lines = tmp_path / "train.txt"
+    lines.write_text("/a.jpg 1,2,3,4,0\n\n/b.jpg 1,2,3,4,1 1,2,3,4,5\n")
+    annotations = read_annotations(lines)[0]
+    check_class_ids(annotations, 6, lines)
+    with pytest.raises(ValueError, match=rf"1 boxes have a class id outside the class list of 3 classes \(ids 0–2\):"
+                                         rf"\n  {lines}:3: class id 5"):
+        check_class_ids(annotations, 3, lines)

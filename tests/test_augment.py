@@ -91,6 +91,8 @@ def test_mosaic_keeps_every_box_on_its_image_and_inside_the_canvas():
         canvas, placed = canvas.numpy(), placed.numpy()
         assert canvas.shape == (192, 192, 3)
         np.testing.assert_array_equal(placed[:, 4], [0, 1, 2, 3])  # the union of the four images' boxes
+        # Clipped to the canvas (as YOLOv5's load_mosaic): no part of a label lies beyond it on the grey fill.
+        assert placed[:, :4].min() >= 0 and placed[:, :4].max() <= 192
         visible = 0
         for k in range(4):
             clipped = np.clip(placed[k, :4], 0, 192)

@@ -1,6 +1,7 @@
 """The whole user path on a tiny synthetic set: convert → train → get_map → predict."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -22,19 +23,39 @@ def test_convert_train_evaluate_predict(shapes_voc, tmp_path, capsys):
     assert len(read_annotations(lines / "train.txt")[0]) == 18 and len(read_annotations(lines / "val.txt")[0]) == 6
 
     run = tmp_path / "run"
-    assert train.main(["--train", str(lines / "train.txt"), "--val", str(lines / "val.txt"), "--classes", classes,
-                       "--phi", "0", "--input-size", "64", "--epochs", "2", "--batch-size", "6",
-                       "--run-dir", str(run)]) == 0
+    command = ["--train", str(lines / "train.txt"), "--val", str(lines / "val.txt"), "--classes", classes,
+               "--phi", "0", "--input-size", "64", "--batch-size", "6", "--run-dir", str(run)]
+    previous_umask = os.umask(0o022)
+    try:  # the fine-tuning recipe: a frozen first epoch, then all; the weight average evaluated in both phases
+        assert train.main([*command, "--epochs", "2", "--freeze-epochs", "1", "--ema"]) == 0
+    finally:
+        os.umask(previous_umask)
     for name in ("config.json", "best.keras", "last.keras", "training_log.csv", "training.png"):
         assert (run / name).is_file(), name
+        assert (run / name).stat().st_mode & 0o777 == 0o644, name  # the umask's mode: a shared run stays readable
     log = read_csv_log(run / "training_log.csv")
-    assert log["epoch"] == [0.0, 1.0] and all(np.isfinite(log["loss"]))
+    assert log["epoch"] == [0.0, 1.0] and all(np.isfinite(log["loss"])) and all(np.isfinite(log["val_map50"]))
+    assert (run / "resume" / "ema.npz").is_file()
     best_before = (run / "best.keras").stat().st_mtime_ns
+    saved_config = (run / "config.json").read_bytes()
 
-    # The same command with more epochs resumes from the backup: it trains only epoch 3 and appends to the log.
-    assert train.main(["--train", str(lines / "train.txt"), "--val", str(lines / "val.txt"), "--classes", classes,
-                       "--phi", "0", "--input-size", "64", "--epochs", "3", "--batch-size", "6",
-                       "--run-dir", str(run)]) == 0
+    # Rerunning with other settings refuses before writing anything: other epochs, reordered classes.
+    reordered = tmp_path / "reordered.txt"
+    reordered.write_text("square\ncircle\ntriangle\n")
+    for changed, field in ((["--epochs", "3", "--freeze-epochs", "1", "--ema"], "epochs: 2 → 3"),
+                           (["--epochs", "2", "--freeze-epochs", "1", "--ema", "--classes", str(reordered)],
+                            "model.class_names: ['circle', 'square', 'triangle'] → ['square', 'circle', 'triangle']")):
+        with pytest.raises(ValueError, match="holds a run with other settings") as refused:
+            train.main([*command, *changed])
+        assert field in str(refused.value) and f"python train.py --resume {run}" in str(refused.value)
+        assert (run / "config.json").read_bytes() == saved_config
+
+    # --resume with a training override continues: it trains only epoch 3 and appends to the log; a temporary
+    # file left by a kill during a save is cleared first.
+    orphan = run / ".best.1a2b3c4d.keras"
+    orphan.write_bytes(b"partial")
+    assert train.main(["--resume", str(run), "--epochs", "3"]) == 0
+    assert not orphan.exists()
     resumed = read_csv_log(run / "training_log.csv")
     assert resumed["epoch"] == [0.0, 1.0, 2.0]
     assert (run / "last.keras").stat().st_mtime_ns > best_before
@@ -42,7 +63,7 @@ def test_convert_train_evaluate_predict(shapes_voc, tmp_path, capsys):
     improved = resumed["val_map50"][2] > max(resumed["val_map50"][:2])
     assert ((run / "best.keras").stat().st_mtime_ns != best_before) == improved
     config = json.loads((run / "config.json").read_text())
-    assert config["model"]["class_names"] == ["circle", "square", "triangle"]
+    assert config["model"]["class_names"] == ["circle", "square", "triangle"] and config["epochs"] == 3
     assert config["model"]["input_size"] == 64 and len(config["model"]["anchors"]) == 9
 
     assert get_map.main(["--run-dir", str(run), "--annotations", str(lines / "val.txt")]) == 0

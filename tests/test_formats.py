@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 import convert_annotations
 import voc_annotation
@@ -79,6 +80,21 @@ def test_yolo_conversion(tmp_path):
     assert convert_annotations.main(["yolo", "--images", str(images), "--classes", str(classes),
                                      "--out", str(out)]) == 1
     assert len(read_annotations(out)[0]) == 2
+
+
+def test_yolo_labels_are_found_by_ultralytics_rule_from_a_split_folder(tmp_path):
+    """`--images datasets/x/images/train` (one split): the labels are in `datasets/x/labels/train`."""
+    images = tmp_path / "datasets" / "x" / "images" / "train"
+    write_image(images / "a.jpg", 100, 200)
+    (tmp_path / "datasets" / "x" / "labels" / "train").mkdir(parents=True)
+    (tmp_path / "datasets" / "x" / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.2 0.4\n")
+    (only,) = convert_yolo(images, ["cat"]).annotations
+    np.testing.assert_array_equal(only.boxes, [[80, 30, 120, 70, 0]])
+    elsewhere = tmp_path / "photos"
+    write_image(elsewhere / "b.jpg", 40, 40)
+    with pytest.raises(FileNotFoundError, match=r"none of its 1 images has a label file .*photos/b\.txt\); give "
+                                                r"--labels"):
+        convert_yolo(elsewhere, ["cat"])
 
 
 def test_doctor_finds_each_kind_of_problem(tmp_path, capsys):

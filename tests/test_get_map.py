@@ -1,6 +1,7 @@
 """get_map.py --detections: a COCO results file scored against annotation lines, with every output written."""
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import get_map
 from tests.conftest import write_image
 from tests.test_map import HAND_DETECTIONS, HAND_TRUTH
-from utils.annotations import format_line
+from utils.annotations import format_line, read_annotations
 from utils.detections import read_results_json, results_to_json
 from utils.map_report import PLOT_FILES
 
@@ -102,3 +103,31 @@ def write_json(folder, entries):
     path = folder / "results.json"
     path.write_text(json.dumps(entries))
     return path
+
+
+def test_results_written_with_absolute_paths_match_lines_typed_relative_and_the_reverse(hand_case, tmp_path,
+                                                                                          monkeypatch):
+    """predict.py --save-json writes absolute paths; annotation lines may list paths relative to where they are
+    used: both sides are resolved."""
+    monkeypatch.chdir(tmp_path)
+    relative = [str(Path(p).relative_to(tmp_path)) for p in hand_case["paths"]]
+    lines = tmp_path / "relative.txt"
+    lines.write_text(hand_case["annotations"].read_text().replace(hand_case["paths"][0], relative[0])
+                     .replace(hand_case["paths"][1], relative[1]))
+    entries = results_to_json(HAND_DETECTIONS, hand_case["paths"])  # absolute
+    (tmp_path / "absolute.json").write_text(json.dumps(entries))
+    annotations = read_annotations(lines)[0]
+    assert [a.image_path for a in annotations] == relative
+    by_absolute = read_results_json(tmp_path / "absolute.json", relative, 2)
+    assert [len(d.scores) for d in by_absolute] == [len(d.scores) for d in HAND_DETECTIONS]
+    (tmp_path / "relative.json").write_text(json.dumps(results_to_json(HAND_DETECTIONS, relative)))
+    by_relative = read_results_json(tmp_path / "relative.json", hand_case["paths"], 2)
+    assert [len(d.scores) for d in by_relative] == [len(d.scores) for d in HAND_DETECTIONS]
+
+
+def test_a_class_id_beyond_the_class_list_is_a_named_error(hand_case, tmp_path):
+    lines = tmp_path / "wrong_ids.txt"
+    lines.write_text(hand_case["annotations"].read_text().replace(" 0,0,20,20,0", " 0,0,20,20,7"))
+    with pytest.raises(ValueError, match=rf"{lines}:2: class id 7"):
+        get_map.main(["--detections", str(hand_case["detections"]), "--annotations", str(lines), "--classes",
+                      str(hand_case["classes"]), "--out-dir", str(tmp_path / "map"), "--no-plots"])

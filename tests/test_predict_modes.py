@@ -58,6 +58,25 @@ def test_dir_mode_mirrors_folders_and_writes_every_output(tiny_run, tmp_path, ca
     assert f"total: dog {len(entries)}" in capsys.readouterr().out
 
 
+def test_dir_mode_skips_unreadable_files_lists_them_and_fails_only_when_nothing_is_readable(tiny_run, tmp_path,
+                                                                                           capsys):
+    source = tmp_path / "photos"
+    good = write_image(source / "a.jpg", 60, 80)
+    broken = source / "b.jpg"
+    broken.write_bytes(good.read_bytes()[: good.stat().st_size // 2])  # truncated: the header still reads
+    (source / "c.png").write_bytes(b"not a png")
+    out = tmp_path / "predicted"
+    assert predict.main(["dir", "--run-dir", str(tiny_run), "--input", str(source), "--output", str(out),
+                         "--confidence", "1e-6"]) == 0
+    assert (out / "a.jpg").is_file() and not (out / "b.jpg").exists()
+    printed = capsys.readouterr().out
+    assert (f"skipped 2 unreadable images:\n  {broken}: corrupt or not an image (decoding failed)\n"
+            f"  {source / 'c.png'}: corrupt or not an image (decoding failed)") in printed
+    good.unlink()
+    with pytest.raises(ValueError, match="no readable image among the inputs"):
+        predict.main(["dir", "--run-dir", str(tiny_run), "--input", str(source), "--output", str(out)])
+
+
 def test_video_mode_writes_every_frame_at_the_source_fps(tiny_run, tmp_path):
     clip = tmp_path / "clip.mp4"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 12.0, (80, 64))

@@ -139,6 +139,7 @@ def test_weight_average_ramps_in_covers_batchnorm_statistics_and_swaps_back(tmp_
 
 
 def test_weight_average_in_a_frozen_phase_keeps_frozen_weights_and_pairs_by_variable():
+    """Also under a loss-scale wrapper (mixed float16 on a GPU), which an optimizer-held average would miss."""
     import keras
 
     from utils.ema import WeightAverage
@@ -148,7 +149,8 @@ def test_weight_average_in_a_frozen_phase_keeps_frozen_weights_and_pairs_by_vari
     head = keras.layers.Dense(2, name="head")
     model = keras.Model(inputs, head(frozen(inputs)))
     frozen.trainable = False
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    model.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1)), loss="mse")
+    initial_head = np.asarray(head.kernel).copy()
     average = WeightAverage(momentum=0.5, tau=1.0)
     before = [np.asarray(v).copy() for v in frozen.weights]
     x, y = np.ones((8, 3), np.float32), np.full((8, 2), 3.0, np.float32)
@@ -157,7 +159,9 @@ def test_weight_average_in_a_frozen_phase_keeps_frozen_weights_and_pairs_by_vari
         for variable, value in zip(frozen.weights, before, strict=True):
             np.testing.assert_array_equal(np.asarray(variable), value)  # a frozen weight's average is itself
         assert [tuple(v.shape) for v in head.weights] == [(4, 2), (2,)]
-        assert not np.allclose(np.asarray(head.kernel), 0.0)
+        averaged_head = np.asarray(head.kernel).copy()
+    assert float(average.updates.numpy()) == 4.0  # 2 epochs × 2 batches
+    assert not np.allclose(averaged_head, initial_head) and not np.allclose(averaged_head, np.asarray(head.kernel))
 
 
 def test_patience_stops_after_epochs_without_a_better_map(tmp_path, monkeypatch):
@@ -236,3 +240,122 @@ def test_mixed_precision_computes_in_bfloat16_with_float32_outputs():
     finally:
         assert set_precision(False) == "float32"
     assert keras.config.dtype_policy().name == "float32"
+
+
+def test_a_run_that_fails_validation_writes_nothing(shapes_voc, tmp_path):
+    import voc_annotation
+
+    lines = tmp_path / "lines"
+    classes = str(shapes_voc / "classes.txt")
+    assert voc_annotation.main(["--voc-root", str(shapes_voc), "--classes", classes, "--out-dir", str(lines),
+                                "--val-fraction", "0.25", "--test-fraction", "0"]) == 0
+    run = tmp_path / "run"
+    flags = ["--train", str(lines / "train.txt"), "--val", str(lines / "val.txt"), "--classes", classes,
+             "--run-dir", str(run), "--input-size", "64"]
+    with pytest.raises(SystemExit, match="--val"):
+        train.main([f for f in flags if f not in ("--val", str(lines / "val.txt"))])
+    with pytest.raises(ValueError, match="input size must be a positive multiple of 32, got 100"):
+        train.main([*flags, "--input-size", "100"])
+    with pytest.raises(ValueError, match="18 usable images is fewer than one batch of 64"):
+        train.main([*flags, "--batch-size", "64"])
+    wrong_ids = tmp_path / "wrong_ids.txt"
+    wrong_ids.write_text((lines / "train.txt").read_text().replace(",2 ", ",3 ").replace(",2\n", ",3\n"))
+    with pytest.raises(ValueError, match=rf"class list of 3 classes \(ids 0–2\):\n  {wrong_ids}:\d+: class id 3"):
+        train.main([*flags, "--train", str(wrong_ids)])
+    assert not (run / "config.json").exists()
+
+
+def test_rerun_and_resume_rules_compare_the_saved_config(tmp_path):
+    import dataclasses
+
+    from utils.run_directory import RunMismatch, check_run_directory
+
+    config = config_from(tmp_path, "--epochs", "3")
+    run = tmp_path / "run"
+    check_run_directory(config, run, resuming=False)  # a new folder: fine
+    with pytest.raises(FileNotFoundError, match="no run to resume here"):
+        check_run_directory(config, run, resuming=True)
+    save_config(config, run / "config.json")
+    check_run_directory(config, run, resuming=False)  # the same command again continues the run
+    longer = dataclasses.replace(config, epochs=5)
+    with pytest.raises(RunMismatch, match="epochs: 3 → 5\nNothing was written"):
+        check_run_directory(longer, run, resuming=False)
+    check_run_directory(longer, run, resuming=True)  # a training setting may change on resume
+    other_model = dataclasses.replace(longer, model=dataclasses.replace(config.model, backbone="efficientnet-b1"))
+    with pytest.raises(RunMismatch, match="cannot change on resume:\n  model.backbone: 'efficientnet-b0' → "
+                                          "'efficientnet-b1'\nNothing was written"):
+        check_run_directory(other_model, run, resuming=True)
+
+
+def test_images_with_more_boxes_than_max_boxes_are_counted_and_warned_about(caplog):
+    import logging
+
+    from utils.annotations import Annotation
+    from utils.training import warn_about_box_limit
+
+    def with_boxes(count):
+        return Annotation("x.jpg", np.tile(np.array([[1, 1, 5, 5, 0]], np.float32), (count, 1)))
+
+    with caplog.at_level(logging.WARNING):
+        assert warn_about_box_limit([with_boxes(3), with_boxes(12), with_boxes(15)], 10, "train.txt") == 7
+    assert ("train.txt: 2 images have more than --max-boxes 10 boxes (up to 15); 7 boxes beyond the limit are left "
+            "out of training") in caplog.text
+    assert warn_about_box_limit([with_boxes(10)], 10, "train.txt") == 0
+
+
+def test_the_frozen_phase_runs_at_the_rate_scaled_to_its_own_batch(tmp_path):
+    import dataclasses
+
+    from utils.training import make_optimizer, peak_learning_rate
+
+    config = dataclasses.replace(config_from(tmp_path, "--warmup-epochs", "0", "--lr-decay", "step",
+                                             "--freeze-epochs", "1", "--freeze-batch-size", "16"), epochs=2)
+    assert (peak_learning_rate(config), peak_learning_rate(config, 16)) == pytest.approx((1e-3, 2e-3))
+    optimizer = make_optimizer(config, total_steps=1000, warmup_steps=0, frozen_steps=10, frozen_batch_size=16)
+
+    def rate_at(step: int) -> float:
+        optimizer.iterations.assign(step)
+        return float(optimizer.learning_rate)
+
+    assert rate_at(0) == pytest.approx(2e-3) and rate_at(9) == pytest.approx(2e-3)
+    assert rate_at(10) == pytest.approx(1e-3)  # the second phase: the rate of --batch-size 8
+
+
+def test_a_corrupt_best_model_is_named_and_the_run_falls_back_to_last(tmp_path, caplog):
+    import logging
+
+    import keras
+
+    from utils.runs import load_detector, load_model_file
+
+    config = config_from(tmp_path)
+    run = tmp_path / "run"
+    save_config(config, run / "config.json")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.save(run / "last.keras")
+    (run / "best.keras").write_bytes((run / "last.keras").read_bytes()[:100])  # a kill mid-copy, a full disk
+    with pytest.raises(ValueError, match=r"best\.keras: corrupt or incomplete model file"):
+        load_model_file(run / "best.keras")
+    with caplog.at_level(logging.WARNING):
+        loaded, _ = load_detector(run)
+    assert loaded.count_params() == 8 and "best.keras: corrupt or incomplete model file" in caplog.text
+    assert "using" in caplog.text and "last.keras instead" in caplog.text
+
+
+def test_atomic_writes_take_the_umask_mode_and_leftovers_are_removed(tmp_path):
+    import os
+
+    from utils.fileio import atomic_write_text, remove_temporaries
+
+    previous = os.umask(0o027)
+    try:
+        atomic_write_text(tmp_path / "config.json", "{}")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "config.json").stat().st_mode & 0o777 == 0o640
+    leftovers = [tmp_path / ".best.k3j2h1g0.keras", tmp_path / ".best.1a2b3c4d.keras"]
+    for path in leftovers:
+        path.write_bytes(b"partial")
+    (tmp_path / "best.keras").write_bytes(b"model")
+    assert sorted(remove_temporaries(tmp_path / "best.keras")) == sorted(leftovers)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "config.json"]

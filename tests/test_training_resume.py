@@ -1,5 +1,6 @@
-"""Safety and scale of training: SIGKILL then --resume, a NaN loss, MirroredStrategy and two multi-worker
-processes. Each trains for real (small models, few steps), in subprocesses where the process itself is under test."""
+"""Safety and scale of training: SIGKILL then --resume, Ctrl-C, a NaN loss, MirroredStrategy and two multi-worker
+processes. Each trains for real (small models, few steps) on a generated dataset, so every clone runs them, in
+subprocesses where the process itself is under test."""
 
 import json
 import os
@@ -15,7 +16,7 @@ import pytest
 
 import train
 import voc_annotation
-from tests.conftest import ROOT, shared_dataset
+from tests.conftest import ROOT
 from utils.plots import read_csv_log
 
 pytestmark = pytest.mark.slow
@@ -24,14 +25,17 @@ TINY = ["--backbone", "shufflenetv2-x0.5", "--neck", "yolov5", "--assigner", "v5
 
 
 @pytest.fixture(scope="module")
-def nuts_lines(tmp_path_factory):
-    """nuts (18 photos) as annotation lines; the training file lists its 16 training images 8 times, so an
-    epoch lasts long enough (64 steps) to be killed in the middle of."""
-    nuts = shared_dataset("nuts")
-    out = tmp_path_factory.mktemp("nuts_lines")
-    (out / "classes.txt").write_text("date\nfig\nhazelnut\n")
-    assert voc_annotation.main(["--voc-root", str(nuts), "--classes", str(out / "classes.txt"),
-                                "--out-dir", str(out)]) == 0
+def lines(tmp_path_factory):
+    """A generated set (20 images of 96×96, three shapes) as annotation lines: `train.txt` (16), `test.txt` (4), and
+    `long_train.txt`, the 16 training images listed 8 times, so an epoch lasts long enough (64 steps) to be killed in
+    the middle of."""
+    from utils.synthetic import generate_synthetic_voc
+
+    out = tmp_path_factory.mktemp("generated_lines")
+    classes = generate_synthetic_voc(out / "voc", num_images=20, seed=5, image_size=(96, 96))
+    (out / "classes.txt").write_text(classes.read_text())
+    assert voc_annotation.main(["--voc-root", str(out / "voc"), "--classes", str(out / "classes.txt"),
+                                "--out-dir", str(out), "--val-fraction", "0", "--test-fraction", "0.2"]) == 0
     train_lines = (out / "train.txt").read_text().strip().splitlines()
     assert len(train_lines) == 16
     (out / "long_train.txt").write_text("\n".join(train_lines * 8) + "\n")
@@ -53,7 +57,7 @@ def resume_epoch(run: Path) -> int:
         return 0
 
 
-def test_sigkill_in_epoch_two_then_resume_matches_an_uninterrupted_run(nuts_lines, tmp_path):
+def test_sigkill_in_epoch_two_then_resume_matches_an_uninterrupted_run(lines, tmp_path):
     """Epoch 1 is a frozen-backbone phase at batch 4 (32 steps), epochs 2–3 train everything at batch 2 (64 steps
     each): the kill lands in the second phase, whose optimizer state must come back whole."""
     from utils.config import load_config
@@ -62,7 +66,7 @@ def test_sigkill_in_epoch_two_then_resume_matches_an_uninterrupted_run(nuts_line
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     killed = tmp_path / "killed"
-    victim = subprocess.Popen(train_command(nuts_lines, killed, "--freeze-epochs", "1", "--freeze-batch-size", "4"),
+    victim = subprocess.Popen(train_command(lines, killed, "--freeze-epochs", "1", "--freeze-batch-size", "4"),
                               env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
@@ -86,12 +90,32 @@ def test_sigkill_in_epoch_two_then_resume_matches_an_uninterrupted_run(nuts_line
     # The learning rate an uninterrupted run logs: the schedule (160 steps, warmup half of the first epoch) after
     # 32, 96 and 160 steps. The resumed run matches it only if the optimizer's step count came back.
     config = load_config(killed / "config.json")
-    schedule = WarmupDecay(peak_learning_rate(config), 160, 16, config.min_learning_rate_ratio)
+    peak = peak_learning_rate(config)  # at batch 2; the frozen phase's 32 steps at batch 4 run at twice the rate
+    schedule = WarmupDecay(peak, 160, 16, config.min_learning_rate_ratio, first_phase_steps=32,
+                           first_phase_scale=peak_learning_rate(config, 4) / peak)
     assert log["lr"] == [float(np.float32(schedule(step))) for step in (32, 96, 160)]
     manifest = json.loads((killed / "manifest.json").read_text())["resolved"]
     assert manifest["start_epoch"] == 1 and manifest["total_steps"] == 160
     assert [(p["batch_size"], p["frozen"], p["steps_per_epoch"]) for p in manifest["phases"]] == [
         (4, True, 32), (2, False, 64)]
+
+
+def test_ctrl_c_prints_the_resume_command_instead_of_a_traceback(lines, tmp_path):
+    run = tmp_path / "interrupted"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(train_command(lines, run), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 300
+    while not (run / "config.json").is_file():
+        assert process.poll() is None, process.stderr.read()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == f"interrupted: continue with: python train.py --resume {run}"
 
 
 def test_nan_loss_stops_with_a_message_and_a_resumable_state(shapes_voc, tmp_path, monkeypatch):
@@ -142,9 +166,9 @@ def train_flags(lines: Path, run: Path) -> list[str]:
             "--run-dir", str(run)]
 
 
-def test_mirrored_strategy_over_two_logical_cpus_trains_an_epoch(nuts_lines, tmp_path):
+def test_mirrored_strategy_over_two_logical_cpus_trains_an_epoch(lines, tmp_path):
     run = tmp_path / "mirrored"
-    result = subprocess.run([sys.executable, "-c", strategy_script("mirrored", nuts_lines, run, logical_cpus=2)],
+    result = subprocess.run([sys.executable, "-c", strategy_script("mirrored", lines, run, logical_cpus=2)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = json.loads((run / "manifest.json").read_text())["resolved"]
@@ -163,14 +187,14 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def test_two_multiworker_processes_train_an_epoch_together(nuts_lines, tmp_path):
+def test_two_multiworker_processes_train_an_epoch_together(lines, tmp_path):
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     run = tmp_path / "multiworker"
     processes = []
     for index in range(2):
         tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
         env = {**os.environ, "TF_CONFIG": tf_config, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        processes.append(subprocess.Popen([sys.executable, "-c", strategy_script("multiworker", nuts_lines, run)],
+        processes.append(subprocess.Popen([sys.executable, "-c", strategy_script("multiworker", lines, run)],
                                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [process.communicate(timeout=600) for process in processes]
     for process, (_, stderr) in zip(processes, outputs, strict=True):

@@ -112,3 +112,30 @@ def test_difficult_policy_reaches_the_written_lines(tmp_path, policy, boxes, mar
     assert (len(annotation.boxes), len(annotation.difficult_boxes)) == (boxes, marked)
     if policy == "mark":
         assert summary.written["train"].read_text().strip().endswith(" 30,5,50,40,1,1")
+
+
+@pytest.mark.parametrize(("objects", "size", "message"), [
+    ([voc_object("cat", ("nan", 2, 30, 40))], (60, 80), r"a\.xml: object 0 has xmin 'nan', not a finite number"),
+    ([voc_object("cat", (1, 2, 30, 40))], ("sixty", 80), r"a\.xml: <size> has non-numeric width/height '80' × 'sixty'"),
+    ([voc_object("cat", (1, 2, 30, 40)), voc_object("dog", (50, 2, 30, 40))], (60, 80),
+     r"a\.xml: object 1 \(dog\) has xmin > xmax or ymin > ymax \(50, 2, 30, 40\)"),
+])
+def test_xml_errors_name_the_file_and_the_object(tmp_path, objects, size, message):
+    write_image(tmp_path / "JPEGImages" / "a.jpg", 60, 80)
+    height, width = size
+    (tmp_path / "Annotations").mkdir()
+    (tmp_path / "Annotations" / "a.xml").write_text(
+        f"<annotation><size><width>{width}</width><height>{height}</height></size>{''.join(objects)}</annotation>")
+    with pytest.raises(ValueError, match=message):
+        parse_voc_xml(tmp_path / "Annotations" / "a.xml", tmp_path / "JPEGImages", CLASSES)
+
+
+def test_empty_annotations_and_a_class_list_matching_nothing_are_errors(tmp_path):
+    (tmp_path / "empty" / "Annotations").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"empty/Annotations: no \.xml annotation files"):
+        convert_voc(tmp_path / "empty", CLASSES, tmp_path / "out", progress=False)
+    write_voc(tmp_path / "voc", "a", [voc_object("Cat", (1, 1, 20, 20)), voc_object("puppy", (1, 1, 20, 20))])
+    with pytest.raises(ValueError, match=r"none of the dataset's object names is in the class list \(cat, dog\); "
+                                         r"the names found: Cat \(1\), puppy \(1\)"):
+        convert_voc(tmp_path / "voc", CLASSES, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()

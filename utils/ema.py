@@ -66,7 +66,8 @@ class WeightAverage(keras.callbacks.Callback):
             self.updates.assign_add(1.0)
             decay = self.momentum * (1.0 - tf.exp(-self.updates / self.tau))
             for average, value in zip(self.averages, values, strict=True):
-                average.assign(decay * average + (1.0 - decay) * tf.cast(value, average.dtype))
+                # decay · average + (1 − decay) · value, written so that an unchanged value leaves it exact
+                average.assign_add((1.0 - decay) * (tf.cast(value, average.dtype) - average))
 
         self._update = update
 
