@@ -157,7 +157,7 @@ def strategy_script(strategy: str, lines: Path, run: Path, logical_cpus: int = 0
                f"tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * "
                f"{logical_cpus})\n") if logical_cpus else ""
     return (f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n{devices}import train\n"
-            f"sys.exit(train.main({train_flags(lines, run) + ['--strategy', strategy]!r}))\n")
+            f"sys.exit(train.main({train_flags(lines, run) + ['--strategy', strategy, '--ema']!r}))\n")
 
 
 def train_flags(lines: Path, run: Path) -> list[str]:
@@ -174,7 +174,8 @@ def test_mirrored_strategy_over_two_logical_cpus_trains_an_epoch(lines, tmp_path
     manifest = json.loads((run / "manifest.json").read_text())["resolved"]
     assert (manifest["strategy"], manifest["replicas"]) == ("MirroredStrategy", 2)
     log = read_csv_log(run / "training_log.csv")
-    assert log["epoch"] == [0.0] and np.isfinite(log["loss"][0])
+    assert log["epoch"] == [0.0] and np.isfinite(log["loss"][0]) and np.isfinite(log["val_map50"][0])
+    assert (run / "resume" / "ema.npz").is_file()  # the weight average works on mirrored variables
 
 
 def free_ports(count: int) -> list[int]:
@@ -202,4 +203,5 @@ def test_two_multiworker_processes_train_an_epoch_together(lines, tmp_path):
     manifest = json.loads((run / "manifest.json").read_text())["resolved"]
     assert (manifest["strategy"], manifest["replicas"]) == ("MultiWorkerMirroredStrategy", 2)
     log = read_csv_log(run / "training_log.csv")  # written by worker 0, the chief
-    assert log["epoch"] == [0.0] and np.isfinite(log["loss"][0])
+    assert log["epoch"] == [0.0] and np.isfinite(log["loss"][0]) and np.isfinite(log["val_map50"][0])
+    assert (run / "resume" / "ema.npz").is_file()
