@@ -316,7 +316,8 @@ def parity_images(args: argparse.Namespace, config, detector, wanted: int = 4, s
         existing = [path for path in listed if Path(path).is_file()][:scanned]
         unreadable = set(find_unreadable(existing)) if existing else set()
         candidates = [path for path in existing if path not in unreadable]
-        where = f"the first {len(candidates)} readable images of {config.val}"
+        where = f"the first {len(candidates)} readable images of {config.val}" if candidates else \
+            f"{config.val} (no readable image listed)"
     chosen = []
     for path in candidates:
         image = read_rgb(path)
@@ -326,7 +327,7 @@ def parity_images(args: argparse.Namespace, config, detector, wanted: int = 4, s
             break
     if not chosen:
         raise ValueError(f"the export check needs images the model detects something on at --confidence "
-                         f"{args.confidence}; none of {where or 'no images'} has a detection. Give --check-images "
+                         f"{args.confidence}; none of {where} has a detection. Give --check-images "
                          f"with objects in them, or a lower --confidence")
     return chosen
 

@@ -1,8 +1,10 @@
-"""Parameters and GFLOPs of a detector: backbone, neck, head and total, or a table over every backbone.
+"""Parameters and GFLOPs of a detector: backbone, neck, head and total, or a table over every backbone; or the
+top-5 ImageNet classes of an image for a backbone with its pretrained classifier (a check of the weights).
 
 Example:
     python summary.py --backbone efficientnet-b0 --neck yolov3 --input-size 416
     python summary.py --all --input-size 416
+    python summary.py --classify cat.jpg --backbone efficientnet-lite0 --backbone-weights imagenet
 """
 
 from __future__ import annotations
@@ -21,11 +23,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--input-size", type=int, default=416)
     parser.add_argument("--num-classes", type=int, default=20, help="classes of the head (VOC: 20)")
     parser.add_argument("--all", action="store_true", help="one row per backbone")
+    parser.add_argument("--classify", metavar="IMAGE",
+                        help="print the top-5 ImageNet classes of IMAGE (EfficientNet and EfficientNet-Lite)")
+    parser.add_argument("--backbone-weights", default="imagenet",
+                        help="--classify: imagenet, or a weights file / checkpoint of the backbone with its classifier")
     return parser.parse_args(argv)
+
+
+def classify(image_path: str, backbone: str, weights: str) -> int:
+    from nets.classify import imagenet_top5
+    from utils.images import read_rgb
+
+    top5 = imagenet_top5(read_rgb(image_path), backbone, weights)
+    for rank, (class_id, name, probability) in enumerate(top5, start=1):
+        print(f"{rank}. {class_id:>4} {name:<28} {probability:.4f}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    backbone = f"efficientnet-b{args.phi}" if args.phi is not None else args.backbone
+    if args.classify:
+        return classify(args.classify, backbone, args.backbone_weights)
     from nets.backbones import backbone_names
     from nets.yolo import build_yolo
     from utils.model_stats import detector_parts
@@ -39,7 +58,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name} | {args.neck} | {parts['total'].parameters / 1e6:.2f} | {parts['total'].flops / 1e9:.2f} "
                   f"| {parts['backbone'].flops / 1e9:.2f} |")
         return 0
-    backbone = f"efficientnet-b{args.phi}" if args.phi is not None else args.backbone
     model = build_yolo(backbone, args.neck, args.num_classes, shape)
     print(f"{backbone} + {args.neck}, {args.input_size}×{args.input_size}, {args.num_classes} classes")
     print(f"{'part':<10}{'parameters':>14}{'GFLOPs':>10}")

@@ -54,7 +54,8 @@ def make_parser() -> argparse.ArgumentParser:
     model = parser.add_argument_group("model")
     model.add_argument("--phi", type=int, default=None, help="EfficientNet-B{phi}; shorthand for --backbone")
     model.add_argument("--backbone", default="efficientnet-b0",
-                       help="efficientnet-b0…b7, efficientnetv2-b0…b3/s/m/l, shufflenetv2-x0.5…x2.0[-stemblock]")
+                       help="efficientnet-b0…b7, efficientnet-lite0…lite4, efficientnetv2-b0…b3/s/m/l, "
+                            "shufflenetv2-x0.5…x2.0[-stemblock]")
     model.add_argument("--neck", default="yolov3", choices=["yolov3", "yolov5"],
                        help="YOLOv3 FPN or YOLOv5 PAN (SPPF + C3)")
     model.add_argument("--neck-width", type=float, default=None, help="neck width multiple (default: per phi)")

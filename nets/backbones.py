@@ -1,8 +1,8 @@
 """Backbone registry: a name → a `keras.Model` named "backbone" with outputs [stride 8, stride 16, stride 32].
 
-Names: `efficientnet-b0`…`-b7`, `efficientnetv2-b0`…`-b3`, `-s`, `-m`, `-l`, `shufflenetv2-x0.5`…`-x2.0` and the
-same with `-stemblock` (YOLOv5-face's StemBlock in place of the conv + max-pool stem). Feature maps are the ends of
-stages, found by layer name, never by index.
+Names: `efficientnet-b0`…`-b7`, `efficientnet-lite0`…`-lite4`, `efficientnetv2-b0`…`-b3`, `-s`, `-m`, `-l`,
+`shufflenetv2-x0.5`…`-x2.0` and the same with `-stemblock` (YOLOv5-face's StemBlock in place of the conv +
+max-pool stem). Feature maps are the ends of stages, found by layer name, never by index.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import keras
 
-from nets.efficientnet import SCALING, build_efficientnet
+from nets.efficientnet import LITE_SCALING, SCALING, build_efficientnet, build_efficientnet_lite
 from nets.efficientnet_v2 import STAGES, VARIANTS, build_efficientnet_v2
+from nets.lite_weights import load_lite_weights
 from nets.pretrained import (
     copy_weights_by_name,
     efficientnet_application,
@@ -36,13 +37,13 @@ class BackboneSpec:
     """A parsed backbone name: its family, variant and the stages whose ends are the stride-8/16/32 maps."""
 
     name: str
-    family: str  # "efficientnet" | "efficientnetv2" | "shufflenetv2"
-    variant: str  # "0".."7" | "b0".."l" | "0.5".."2.0"
+    family: str  # "efficientnet" | "efficientnet-lite" | "efficientnetv2" | "shufflenetv2"
+    variant: str  # "0".."7" | "0".."4" | "b0".."l" | "0.5".."2.0"
     stem: str = "plain"
 
     @property
     def feature_stages(self) -> tuple[int, int, int]:
-        if self.family == "efficientnet":
+        if self.family in ("efficientnet", "efficientnet-lite"):
             return (3, 5, 7)
         if self.family == "efficientnetv2":
             return (3, 5, len(STAGES[VARIANTS[self.variant].table]))
@@ -51,7 +52,7 @@ class BackboneSpec:
     @property
     def scale_index(self) -> int:
         """The EfficientNet phi of comparable size, which picks the neck's default width and depth."""
-        if self.family == "efficientnet":
+        if self.family in ("efficientnet", "efficientnet-lite"):  # Lite0–4 scale as B0–B4
             return int(self.variant)
         if self.family == "efficientnetv2":
             return V2_SCALE_INDEX[self.variant]
@@ -62,6 +63,7 @@ def backbone_names() -> list[str]:
     """Every backbone name `build_backbone` accepts."""
     return (
         [f"efficientnet-b{phi}" for phi in range(len(SCALING))]
+        + [f"efficientnet-lite{variant}" for variant in range(len(LITE_SCALING))]
         + [f"efficientnetv2-{variant}" for variant in VARIANTS]
         + [f"shufflenetv2-x{width}{suffix}" for suffix in ("", "-stemblock") for width in STAGE_CHANNELS]
     )
@@ -72,6 +74,8 @@ def parse_backbone_name(name: str) -> BackboneSpec:
     if name not in backbone_names():
         raise ValueError(f"unknown backbone {name!r}; expected one of {backbone_names()}")
     family, _, variant = name.partition("-")
+    if family == "efficientnet" and variant.startswith("lite"):
+        return BackboneSpec(name, "efficientnet-lite", variant.removeprefix("lite"))
     if family == "efficientnet":
         return BackboneSpec(name, family, variant[1:])
     if family == "efficientnetv2":
@@ -89,23 +93,33 @@ def last_layer_of_stage(model: keras.Model, stage: int) -> keras.layers.Layer:
     return matches[-1]
 
 
-def build_full_network(spec: BackboneSpec, input_shape: tuple, imagenet_rescaling: bool = False) -> keras.Model:
-    """The whole feature extractor of a backbone (up to its top conv), randomly initialised."""
+def build_full_network(spec: BackboneSpec, input_shape: tuple, imagenet_rescaling: bool = False,
+                       include_top: bool = False, bn_momentum: float = DETECTION_BN_MOMENTUM) -> keras.Model:
+    """The whole feature extractor of a backbone (up to its top conv; with `include_top`, the ImageNet classifier
+    of the EfficientNet families), randomly initialised."""
     if spec.family == "efficientnet":
         return build_efficientnet(int(spec.variant), input_shape=input_shape, imagenet_rescaling=imagenet_rescaling,
-                                  bn_momentum=DETECTION_BN_MOMENTUM)
+                                  bn_momentum=bn_momentum, include_top=include_top)
+    if spec.family == "efficientnet-lite":
+        return build_efficientnet_lite(int(spec.variant), input_shape=input_shape, bn_momentum=bn_momentum,
+                                       include_top=include_top)
+    if include_top:
+        raise ValueError(f"{spec.name}: no ImageNet classifier is built for this family")
     if spec.family == "efficientnetv2":
-        return build_efficientnet_v2(spec.variant, input_shape=input_shape, bn_momentum=DETECTION_BN_MOMENTUM)
-    return build_shufflenet_v2(float(spec.variant), input_shape=input_shape, stem=spec.stem,
-                               bn_momentum=DETECTION_BN_MOMENTUM)
+        return build_efficientnet_v2(spec.variant, input_shape=input_shape, bn_momentum=bn_momentum)
+    return build_shufflenet_v2(float(spec.variant), input_shape=input_shape, stem=spec.stem, bn_momentum=bn_momentum)
 
 
 def load_backbone_weights(spec: BackboneSpec, full: keras.Model, input_shape: tuple, weights: str) -> None:
     """Fill `full` with pretrained weights, every weighted layer (see `build_backbone`).
 
-    EfficientNet V1/V2 copy by name from the `keras.applications` model; ShuffleNetV2 files are of our own model,
-    so they load straight into it, with Keras' warning about layers the file lacks turned into an error.
+    EfficientNet V1/V2 copy by name from the `keras.applications` model; EfficientNet-Lite maps the published
+    checkpoints by name (`nets.lite_weights`); ShuffleNetV2 files are of our own model, so they load straight into
+    it, with Keras' warning about layers the file lacks turned into an error.
     """
+    if spec.family == "efficientnet-lite":
+        load_lite_weights(full, int(spec.variant), weights)
+        return
     if spec.family != "shufflenetv2":
         application = (efficientnet_application(int(spec.variant)) if spec.family == "efficientnet"
                        else efficientnet_v2_application(spec.variant))

@@ -1,8 +1,10 @@
-"""Functional EfficientNet B0–B7, layer for layer `keras.applications.EfficientNetB{phi}(include_top=False)`.
+"""Functional EfficientNet B0–B7 (layer for layer `keras.applications.EfficientNetB{phi}(include_top=False)`) and
+EfficientNet-Lite0–4, the mobile and int8-friendly variant of the TPU reference implementation.
 
-The architecture is data: `BLOCKS` is the B0 stage table and `SCALING` the compound-scaling table of the paper;
-one generic builder loops over them. Layer names follow Keras' scheme (`block{stage}{letter}_{part}`) so that
-ImageNet weights published for `keras.applications` load by name.
+The architecture is data: `BLOCKS` is the B0 stage table, `SCALING` and `LITE_SCALING` the compound-scaling tables,
+and `Rules` what distinguishes the families (Lite: ReLU6, no squeeze-excite, stem and head not scaled, the first
+and last stages' repeats not scaled, inputs normalised as `(x − 127) / 128`). One generic builder loops over them.
+Layer names follow Keras' scheme (`block{stage}{letter}_{part}`) so that ImageNet weights load by name.
 
 Example:
     >>> model = build_efficientnet(0, input_shape=(224, 224, 3))
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import keras
 from keras import layers
@@ -73,6 +75,34 @@ SCALING: tuple[Scaling, ...] = (
     Scaling(1.8, 2.6, 528, 0.5),
     Scaling(2.0, 3.1, 600, 0.5),
 )
+
+
+# EfficientNet-Lite0–4 (tensorflow/tpu models/official/efficientnet/lite): width, depth, resolution, dropout.
+LITE_SCALING: tuple[Scaling, ...] = (
+    Scaling(1.0, 1.0, 224, 0.2),
+    Scaling(1.0, 1.1, 240, 0.2),
+    Scaling(1.1, 1.2, 260, 0.3),
+    Scaling(1.2, 1.4, 280, 0.3),
+    Scaling(1.4, 1.8, 300, 0.3),
+)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What a family does with the shared table: activation, squeeze-excite, which parts scale, input statistics
+    (per RGB channel, on the 0–1 scale after dividing by 255)."""
+
+    activation: str
+    squeeze_excite: bool
+    scale_stem_and_head: bool
+    scale_end_stage_repeats: bool
+    mean_rgb: tuple[float, float, float]
+    stddev_rgb: tuple[float, float, float]
+
+
+EFFICIENTNET_RULES = Rules("swish", True, True, True, IMAGENET_MEAN_RGB, IMAGENET_STDDEV_RGB)
+LITE_RULES = Rules("relu6", False, False, False, (127 / 255,) * 3, (128 / 255,) * 3)
+STEM_FILTERS, HEAD_FILTERS = 32, 1280
 
 
 def round_filters(filters: int, width: float, divisor: int = 8) -> int:
@@ -162,7 +192,8 @@ def mbconv_block(
     x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}bn")(x)
     x = layers.Activation(activation, name=f"{name}activation")(x)
 
-    x = squeeze_excite(x, filters_in, args.se_ratio, name, activation)
+    if args.se_ratio > 0:
+        x = squeeze_excite(x, filters_in, args.se_ratio, name, activation)
     x = conv_bn(x, filters_out, 1, f"{name}project_conv", f"{name}project_bn", bn_momentum=bn_momentum)
     if strides == 1 and filters_in == filters_out:
         x = residual_with_drop_connect(x, inputs, drop_rate, name)
@@ -176,6 +207,7 @@ def build_efficientnet(
     imagenet_rescaling: bool = False,
     bn_momentum: float = 0.99,
     name: str | None = None,
+    include_top: bool = False,
 ) -> keras.Model:
     """EfficientNet-B{phi} feature extractor (up to `top_activation`), taking 0–255 RGB pixels.
 
@@ -186,25 +218,54 @@ def build_efficientnet(
         imagenet_rescaling: add Keras' extra `Rescaling` by 1/sqrt(std) that its ImageNet weights expect.
         bn_momentum: BatchNorm moving-average momentum (Keras' 0.99 by default; lower adapts faster).
         name: model name, `efficientnetb{phi}` by default (as Keras).
+        include_top: add the ImageNet classifier (`avg_pool`, `top_dropout`, `predictions`: 1000 softmax).
     """
     if not 0 <= phi < len(SCALING):
         raise ValueError(f"phi must be in 0..{len(SCALING) - 1}, got {phi}")
-    scale = SCALING[phi]
+    return _build(SCALING[phi], EFFICIENTNET_RULES, input_shape, drop_connect_rate, imagenet_rescaling, bn_momentum,
+                  name or f"efficientnetb{phi}", include_top)
+
+
+def build_efficientnet_lite(
+    variant: int,
+    input_shape: tuple[int | None, int | None, int] = (None, None, 3),
+    drop_connect_rate: float = 0.2,
+    bn_momentum: float = 0.99,
+    name: str | None = None,
+    include_top: bool = False,
+) -> keras.Model:
+    """EfficientNet-Lite{variant} (0–4) feature extractor, taking 0–255 RGB pixels; arguments as
+    `build_efficientnet`. Layer names are the B-series ones, without the squeeze-excite layers."""
+    if not 0 <= variant < len(LITE_SCALING):
+        raise ValueError(f"EfficientNet-Lite variant must be in 0..{len(LITE_SCALING) - 1}, got {variant}")
+    return _build(LITE_SCALING[variant], LITE_RULES, input_shape, drop_connect_rate, False, bn_momentum,
+                  name or f"efficientnetlite{variant}", include_top)
+
+
+def stage_repeats(scale: Scaling, rules: Rules) -> list[int]:
+    """Blocks per stage: the table's repeats scaled by depth (Lite: the first and last stage unscaled)."""
+    last = len(BLOCKS) - 1
+    return [stage.repeats if not rules.scale_end_stage_repeats and index in (0, last)
+            else round_repeats(stage.repeats, scale.depth) for index, stage in enumerate(BLOCKS)]
+
+
+def _build(scale: Scaling, rules: Rules, input_shape: tuple, drop_connect_rate: float, imagenet_rescaling: bool,
+           bn_momentum: float, name: str, include_top: bool) -> keras.Model:
     inputs = keras.Input(shape=input_shape, name="input_layer")
     x = layers.Rescaling(1.0 / 255.0, name="rescaling")(inputs)
     normalization = layers.Normalization(axis=-1, name="normalization")
     x = normalization(x)
     if imagenet_rescaling:
         x = layers.Rescaling([1.0 / math.sqrt(s) for s in IMAGENET_STDDEV_RGB], name="rescaling_1")(x)
+    stem_filters = round_filters(STEM_FILTERS, scale.width) if rules.scale_stem_and_head else STEM_FILTERS
     x = layers.ZeroPadding2D(_same_pad_for_stride2(input_shape[0], 3), name="stem_conv_pad")(x)
-    x = layers.Conv2D(round_filters(32, scale.width), 3, strides=2, padding="valid", use_bias=False,
+    x = layers.Conv2D(stem_filters, 3, strides=2, padding="valid", use_bias=False,
                       kernel_initializer=CONV_INITIALIZER, name="stem_conv")(x)
     x = layers.BatchNormalization(momentum=bn_momentum, name="stem_bn")(x)
-    x = layers.Activation("swish", name="stem_activation")(x)
+    x = layers.Activation(rules.activation, name="stem_activation")(x)
 
-    repeats = [round_repeats(stage.repeats, scale.depth) for stage in BLOCKS]
-    for stage_index, repeat, drop_rate, block_name in block_schedule(repeats, drop_connect_rate):
-        stage = BLOCKS[stage_index]
+    for stage_index, repeat, drop_rate, block_name in block_schedule(stage_repeats(scale, rules), drop_connect_rate):
+        stage = BLOCKS[stage_index] if rules.squeeze_excite else replace(BLOCKS[stage_index], se_ratio=0.0)
         filters_out = round_filters(stage.filters_out, scale.width)
         x = mbconv_block(
             x, stage,
@@ -213,20 +274,27 @@ def build_efficientnet(
             strides=stage.strides if repeat == 0 else 1,
             drop_rate=drop_rate,
             name=block_name,
+            activation=rules.activation,
             bn_momentum=bn_momentum,
         )
 
-    x = conv_bn(x, round_filters(1280, scale.width), 1, "top_conv", "top_bn", bn_momentum=bn_momentum)
-    x = layers.Activation("swish", name="top_activation")(x)
-    model = keras.Model(inputs, x, name=name or f"efficientnetb{phi}")
-    set_imagenet_normalization(normalization)
+    head_filters = round_filters(HEAD_FILTERS, scale.width) if rules.scale_stem_and_head else HEAD_FILTERS
+    x = conv_bn(x, head_filters, 1, "top_conv", "top_bn", bn_momentum=bn_momentum)
+    x = layers.Activation(rules.activation, name="top_activation")(x)
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = layers.Dropout(scale.dropout, name="top_dropout")(x)
+        x = layers.Dense(1000, activation="softmax", name="predictions")(x)
+    model = keras.Model(inputs, x, name=name)
+    set_input_normalization(normalization, rules.mean_rgb, rules.stddev_rgb)
     return model
 
 
-def set_imagenet_normalization(normalization: layers.Normalization) -> None:
-    """Put ImageNet's RGB mean and variance into an (unadapted) Normalization layer's state variables."""
+def set_input_normalization(normalization: layers.Normalization, mean_rgb: tuple[float, float, float],
+                            stddev_rgb: tuple[float, float, float]) -> None:
+    """Put an RGB mean and standard deviation into an (unadapted) Normalization layer's state variables."""
     mean, variance, count = normalization.get_weights()
-    mean[...] = IMAGENET_MEAN_RGB
-    variance[...] = [s * s for s in IMAGENET_STDDEV_RGB]
+    mean[...] = mean_rgb
+    variance[...] = [s * s for s in stddev_rgb]
     normalization.set_weights([mean, variance, count])
     normalization.finalize_state()  # `call` reads tensors derived here, not the variables set above

@@ -128,13 +128,16 @@ def test_every_backbone_with_either_neck_builds_and_runs_at_320(backbone, neck):
     outputs = [np.asarray(o) for o in model(images, training=False)]
     assert [o.shape for o in outputs] == [(1, 40, 40, 3, 8), (1, 20, 20, 3, 8), (1, 10, 10, 3, 8)]
     assert all(np.isfinite(o).all() for o in outputs)
-    keras.backend.clear_session()  # 46 detectors in one process
+    keras.backend.clear_session()  # 56 detectors in one process
 
 
 def test_backbone_names_parse_to_their_families():
     from nets.backbones import parse_backbone_name
 
-    assert len(backbone_names()) == 8 + 7 + 8
+    assert len(backbone_names()) == 8 + 5 + 7 + 8
+    lite = parse_backbone_name("efficientnet-lite3")
+    assert (lite.family, lite.variant, lite.feature_stages) == ("efficientnet-lite", "3", (3, 5, 7))
+    assert lite.scale_index == 3
     spec = parse_backbone_name("shufflenetv2-x1.5-stemblock")
     assert (spec.family, spec.variant, spec.stem) == ("shufflenetv2", "1.5", "stemblock")
     assert spec.feature_stages == (2, 3, 4)

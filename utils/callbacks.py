@@ -44,10 +44,10 @@ class LastCheckpoint(keras.callbacks.Callback):
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras' `BackupAndRestore` (weights with optimizer, EMA and schedule state, plus the epoch reached) with each
+    """Keras' `BackupAndRestore` (weights with optimizer and schedule state, plus the epoch reached) with each
     file written beside and renamed over the last, so a kill at any moment leaves a complete state. An epoch whose
     loss went NaN is not saved: the state stays the last good one. With `average`, the weight average is saved
-    with the state and restored with it (place this callback before the average's own)."""
+    with the state and restored with it."""
 
     def __init__(self, backup_dir: str, average: WeightAverage | None = None, **kwargs) -> None:
         super().__init__(backup_dir, **kwargs)
