@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -285,4 +286,7 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     from utils.cli import run_cli
 
+    # Ctrl-C (SIGINT) stops training even when a launcher ignored it for its children (a background job of a
+    # non-interactive shell inherits SIGINT ignored, and Python then leaves it ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     run_cli(main)
