@@ -103,16 +103,15 @@ def output_paths(inputs: list[str], output: str) -> list[Path]:
 def readable_inputs(inputs: list[str], targets: list[Path]) -> tuple[list[str], list[Path], list[str]]:
     """The inputs that exist and decode (one parallel decode pass), their targets, and a `path: reason` line per
     input left out. Raises ValueError when none is readable."""
-    from utils.sample_check import find_unreadable, unusable_reasons
+    from utils.sample_check import readable_paths, unusable_reasons
 
-    missing = [path for path in inputs if not Path(path).is_file()]
-    unreadable = set(find_unreadable([path for path in inputs if path not in missing]))
-    skipped = unusable_reasons(missing, sorted(unreadable))
-    kept = [(path, target) for path, target in zip(inputs, targets, strict=True)
-            if path not in unreadable and path not in missing]
-    if not kept:
+    readable, missing, unreadable = readable_paths(inputs)
+    skipped = unusable_reasons(missing, unreadable)
+    kept = set(readable)
+    pairs = [(path, target) for path, target in zip(inputs, targets, strict=True) if path in kept]
+    if not pairs:
         raise ValueError("no readable image among the inputs:\n  " + "\n  ".join(skipped))
-    return [path for path, _ in kept], [target for _, target in kept], skipped
+    return [path for path, _ in pairs], [target for _, target in pairs], skipped
 
 
 def check_images(paths: list[str]) -> None:
@@ -302,7 +301,7 @@ def parity_images(args: argparse.Namespace, config, detector, wanted: int = 4, s
     """
     from utils.annotations import read_annotations
     from utils.images import read_rgb
-    from utils.sample_check import find_unreadable
+    from utils.sample_check import readable_paths
 
     if args.check_images:
         candidates = list(args.check_images)
@@ -313,9 +312,7 @@ def parity_images(args: argparse.Namespace, config, detector, wanted: int = 4, s
             listed = [a.image_path for a in read_annotations(config.val, strict=False)[0]]
         except (FileNotFoundError, ValueError):
             listed = []
-        existing = [path for path in listed if Path(path).is_file()][:scanned]
-        unreadable = set(find_unreadable(existing)) if existing else set()
-        candidates = [path for path in existing if path not in unreadable]
+        candidates = readable_paths([path for path in listed if Path(path).is_file()][:scanned])[0]
         where = f"the first {len(candidates)} readable images of {config.val}" if candidates else \
             f"{config.val} (no readable image listed)"
     chosen = []

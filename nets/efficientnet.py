@@ -220,10 +220,8 @@ def build_efficientnet(
         name: model name, `efficientnetb{phi}` by default (as Keras).
         include_top: add the ImageNet classifier (`avg_pool`, `top_dropout`, `predictions`: 1000 softmax).
     """
-    if not 0 <= phi < len(SCALING):
-        raise ValueError(f"phi must be in 0..{len(SCALING) - 1}, got {phi}")
-    return _build(SCALING[phi], EFFICIENTNET_RULES, input_shape, drop_connect_rate, imagenet_rescaling, bn_momentum,
-                  name or f"efficientnetb{phi}", include_top)
+    return _build(scaling_of(SCALING, phi, "phi"), EFFICIENTNET_RULES, input_shape, drop_connect_rate,
+                  imagenet_rescaling, bn_momentum, name or f"efficientnetb{phi}", include_top)
 
 
 def build_efficientnet_lite(
@@ -236,10 +234,15 @@ def build_efficientnet_lite(
 ) -> keras.Model:
     """EfficientNet-Lite{variant} (0–4) feature extractor, taking 0–255 RGB pixels; arguments as
     `build_efficientnet`. Layer names are the B-series ones, without the squeeze-excite layers."""
-    if not 0 <= variant < len(LITE_SCALING):
-        raise ValueError(f"EfficientNet-Lite variant must be in 0..{len(LITE_SCALING) - 1}, got {variant}")
-    return _build(LITE_SCALING[variant], LITE_RULES, input_shape, drop_connect_rate, False, bn_momentum,
-                  name or f"efficientnetlite{variant}", include_top)
+    return _build(scaling_of(LITE_SCALING, variant, "EfficientNet-Lite variant"), LITE_RULES, input_shape,
+                  drop_connect_rate, False, bn_momentum, name or f"efficientnetlite{variant}", include_top)
+
+
+def scaling_of(table: tuple[Scaling, ...], index: int, what: str) -> Scaling:
+    """`table[index]`, or a ValueError naming the valid range."""
+    if not 0 <= index < len(table):
+        raise ValueError(f"{what} must be in 0..{len(table) - 1}, got {index}")
+    return table[index]
 
 
 def stage_repeats(scale: Scaling, rules: Rules) -> list[int]:

@@ -31,10 +31,14 @@ BN_TF = ("gamma", "beta", "moving_mean", "moving_variance")
 CLASSIFIER = "predictions"
 
 
-def torch_kernel(array: np.ndarray) -> np.ndarray:
-    """(out, in, kh, kw) → Keras (kh, kw, in, out); a depthwise (C, 1, kh, kw) → (kh, kw, C, 1)."""
-    return np.transpose(array, (2, 3, 1, 0)) if array.shape[1] != 1 or array.ndim != 4 else \
-        np.transpose(array, (2, 3, 0, 1))
+def torch_to_keras(name: str, array: np.ndarray) -> np.ndarray:
+    """A PyTorch tensor in Keras' layout: convolution kernels (out, in, kh, kw) → (kh, kw, in, out), depthwise ones
+    (C, 1, kh, kw) → (kh, kw, C, 1), the classifier's (out, in) → (in, out); the rest as it is."""
+    if name.endswith("_depthwise_conv.weight"):
+        return np.transpose(array, (2, 3, 0, 1))
+    if array.ndim == 4:
+        return np.transpose(array, (2, 3, 1, 0))
+    return array.T if name == "_fc.weight" else array
 
 
 def _block_layers(model: keras.Model) -> list[str]:
@@ -55,15 +59,13 @@ def torch_names(model: keras.Model) -> dict[str, list[str]]:
     layer_names = {layer.name for layer in model.layers}
     for index, prefix in enumerate(_block_layers(model)):
         block = f"_blocks.{index}."
-        expands = f"{prefix}expand_conv" in layer_names
-        names[f"{prefix}expand_conv"] = [f"{block}_expand_conv.weight"]
-        names[f"{prefix}expand_bn"] = [f"{block}_bn0.{w}" for w in BN_TORCH]
+        if f"{prefix}expand_conv" in layer_names:
+            names[f"{prefix}expand_conv"] = [f"{block}_expand_conv.weight"]
+            names[f"{prefix}expand_bn"] = [f"{block}_bn0.{w}" for w in BN_TORCH]
         names[f"{prefix}dwconv"] = [f"{block}_depthwise_conv.weight"]
         names[f"{prefix}bn"] = [f"{block}_bn1.{w}" for w in BN_TORCH]
         names[f"{prefix}project_conv"] = [f"{block}_project_conv.weight"]
         names[f"{prefix}project_bn"] = [f"{block}_bn2.{w}" for w in BN_TORCH]
-        if not expands:
-            del names[f"{prefix}expand_conv"], names[f"{prefix}expand_bn"]
     names[CLASSIFIER] = ["_fc.weight", "_fc.bias"]
     return names
 
@@ -135,12 +137,7 @@ def assign_by_name(model: keras.Model, source: dict[str, np.ndarray], names: dic
 
 def load_torch_state_dict(model: keras.Model, path: str | Path) -> int:
     """Weights from an `efficientnet_pytorch`-named legacy `.pth` file (BatchNorm's step counters ignored)."""
-    def convert(name: str, array: np.ndarray) -> np.ndarray:
-        if array.ndim == 4:
-            return torch_kernel(array)
-        return array.T if name == "_fc.weight" else array
-
-    return assign_by_name(model, read_legacy_state_dict(path), torch_names(model), convert, str(path),
+    return assign_by_name(model, read_legacy_state_dict(path), torch_names(model), torch_to_keras, str(path),
                           ignored=lambda name: name.endswith("num_batches_tracked"))
 
 

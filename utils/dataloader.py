@@ -27,7 +27,7 @@ from utils.augment import (
     warp_image,
 )
 from utils.bbox import boxes_to_letterbox, letterbox_image, letterbox_params
-from utils.images import decode_image, exif_orientations
+from utils.images import decode_image, orientation_tensor
 
 AUTOTUNE = tf.data.AUTOTUNE
 CACHE_MODES = ("none", "ram")
@@ -47,11 +47,10 @@ def existing_annotations(annotations: list[Annotation]) -> tuple[list[Annotation
 def annotations_to_tensors(annotations: list[Annotation]) -> tuple[tf.Tensor, tf.Tensor, tf.RaggedTensor]:
     """Paths (N,), EXIF orientations (N,) (read once here, from the file headers) and ragged boxes (N, None, 5)."""
     paths = [a.image_path for a in annotations]
-    orientations = tf.constant(exif_orientations(paths), tf.int32, shape=[len(paths)])
     lengths = [len(a.boxes) for a in annotations]
     flat = np.concatenate([a.boxes for a in annotations], axis=0) if annotations else np.zeros((0, 5), np.float32)
     boxes = tf.RaggedTensor.from_row_lengths(tf.constant(flat.reshape(-1, 5), tf.float32), lengths)
-    return tf.constant(paths, tf.string, shape=[len(paths)]), orientations, boxes
+    return tf.constant(paths, tf.string, shape=[len(paths)]), orientation_tensor(paths), boxes
 
 
 def pad_boxes(boxes: tf.Tensor, max_boxes: int) -> tf.Tensor:
@@ -280,8 +279,8 @@ def build_inference_dataset(image_paths: list[str], input_hw: tuple[int, int], b
         image = decode_image(path, orientation)
         return letterbox_image(image, input_hw, FILL_VALUE, letterbox), tf.shape(image)[:2], index
 
-    dataset = tf.data.Dataset.from_tensor_slices((tf.constant(image_paths), tf.constant(
-        exif_orientations(image_paths), tf.int32, shape=[len(image_paths)]), tf.range(len(image_paths))))
+    dataset = tf.data.Dataset.from_tensor_slices((tf.constant(image_paths), orientation_tensor(image_paths),
+                                                  tf.range(len(image_paths))))
     return dataset.map(load, num_parallel_calls=AUTOTUNE).batch(batch_size).prefetch(AUTOTUNE)
 
 

@@ -19,20 +19,25 @@ EXIF_ORIENTATION_TAG = 0x0112
 UPRIGHT = 1  # EXIF orientation 1: the stored pixels are the viewed ones
 
 
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation of an open image: 1–8, 1 without a tag or for a value outside 1–8."""
+    value = int(image.getexif().get(EXIF_ORIENTATION_TAG, UPRIGHT))
+    return value if 1 <= value <= 8 else UPRIGHT
+
+
 def exif_orientation(path: str | Path) -> int:
     """The EXIF orientation (1–8) of an image file; 1 without a tag, for a file Pillow cannot open, or for a value
     outside 1–8."""
     try:
         with Image.open(path) as image:
-            value = int(image.getexif().get(EXIF_ORIENTATION_TAG, UPRIGHT))
+            return _orientation(image)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
         return UPRIGHT
-    return value if 1 <= value <= 8 else UPRIGHT
 
 
-def exif_orientations(paths: list[str]) -> list[int]:
-    """`exif_orientation` of each path (header reads only)."""
-    return [exif_orientation(path) for path in paths]
+def orientation_tensor(paths: list[str]) -> tf.Tensor:
+    """`exif_orientation` of each path (header reads only), as an int32 tensor (N,) to slice beside the paths."""
+    return tf.constant([exif_orientation(path) for path in paths], tf.int32, shape=[len(paths)])
 
 
 def viewed_size(path: str | Path) -> tuple[int, int]:
@@ -43,8 +48,7 @@ def viewed_size(path: str | Path) -> tuple[int, int]:
     """
     try:
         with Image.open(path) as image:
-            width, height = image.size
-            orientation = int(image.getexif().get(EXIF_ORIENTATION_TAG, UPRIGHT))
+            (width, height), orientation = image.size, _orientation(image)
     except (UnidentifiedImageError, SyntaxError) as error:
         raise ValueError(f"{path}: not a readable image ({error})") from None
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)

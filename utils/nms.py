@@ -40,7 +40,7 @@ def _image_nms(boxes: tf.Tensor, scores: tf.Tensor, max_detections: int, iou_thr
 
 def class_aware_nms(boxes: tf.Tensor, scores: tf.Tensor, max_detections: int, iou_threshold: float,
                     score_threshold: float, canvas_hw: tuple[int, int]
-               ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+                    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """Per-image, per-class NMS of a batch.
 
     Args:

@@ -55,13 +55,21 @@ def find_unreadable(paths: list[str]) -> list[str]:
     return [path for index, path in enumerate(paths) if index not in readable]
 
 
+def readable_paths(paths: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """The paths whose image exists and decodes (in order), the missing ones, and the undecodable ones (sorted):
+    a `stat` per file, then one parallel decode pass."""
+    missing = [path for path in paths if not os.path.isfile(path)]
+    present = [path for path in paths if os.path.isfile(path)]
+    unreadable = set(find_unreadable(present)) if present else set()
+    return [path for path in present if path not in unreadable], missing, sorted(unreadable)
+
+
 def split_readable(annotations: list[Annotation]) -> tuple[list[Annotation], list[str], list[str]]:
     """The annotations whose image exists and decodes, and the paths of the missing and of the unreadable
-    images (a `stat` per file, then one parallel decode pass)."""
-    present = [a for a in annotations if os.path.isfile(a.image_path)]
-    missing = [a.image_path for a in annotations if not os.path.isfile(a.image_path)]
-    unreadable = set(find_unreadable([a.image_path for a in present])) if present else set()
-    return [a for a in present if a.image_path not in unreadable], missing, sorted(unreadable)
+    images (`readable_paths`)."""
+    readable, missing, unreadable = readable_paths([a.image_path for a in annotations])
+    kept = set(readable)
+    return [a for a in annotations if a.image_path in kept], missing, unreadable
 
 
 def usable_annotations(annotations: list[Annotation], unparsable: list[str], strict: bool = False

@@ -244,9 +244,9 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, r
     average = WeightAverage(ema_momentum(config, total_steps), ramp_updates(total_steps)) if config.ema else None
     write_manifest(config, run_dir / "manifest.json", {
         "peak_learning_rate": peak_learning_rate(config), "steps_per_epoch": steps[-1], "total_steps": total_steps,
-        "phases": [{**asdict(phase), "steps_per_epoch": n, "peak_learning_rate": peak_learning_rate(
-            config, phase.batch_size if config.freeze_epochs else None)} for phase, n in zip(phases, steps,
-                                                                                            strict=True)],
+        "phases": [{**asdict(phase), "steps_per_epoch": n,
+                    "peak_learning_rate": peak_learning_rate(config, phase.batch_size)}
+                   for phase, n in zip(phases, steps, strict=True)],
         "ema_momentum": average.momentum if average else None, "ema_ramp_updates": average.tau if average else None,
         "precision": precision, "replicas": strategy.num_replicas_in_sync, "strategy": strategy_name(strategy),
         "start_epoch": start_epoch})
