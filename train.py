@@ -70,12 +70,16 @@ def make_parser() -> argparse.ArgumentParser:
                        help="none (random init), imagenet (keras.applications download/cache) or a weights file")
     model.add_argument("--freeze-backbone", action="store_true",
                        help="train only neck and head (backbone weights and BatchNorm statistics stay fixed)")
-    model.add_argument("--freeze-epochs", type=int, default=0,
-                       help="first phase: this many epochs with the backbone frozen (then --epochs in total)")
+    model.add_argument("--freeze-epochs", type=int, default=None,
+                       help="first phase: this many epochs with the backbone frozen (then --epochs in total; "
+                            "default: 3 with --backbone-weights, else 0)")
     model.add_argument("--freeze-batch-size", type=int, default=None,
                        help="batch size of the frozen phase (default: --batch-size; frozen steps need less memory)")
     fit = parser.add_argument_group("training")
-    fit.add_argument("--epochs", type=int, default=50)
+    fit.add_argument("--epochs", type=int, default=50, help="epochs to train (with --time-limit: at most)")
+    fit.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+                     help="train for this long (wall time from the first epoch, evaluation included): the schedule "
+                          "is re-planned after every epoch to end at the budget")
     fit.add_argument("--batch-size", type=int, default=8)
     fit.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="sgd is Nesterov SGD")
     fit.add_argument("--lr", type=float, default=None,
@@ -90,9 +94,9 @@ def make_parser() -> argparse.ArgumentParser:
     fit.add_argument("--min-lr-ratio", type=float, default=0.01, help="final lr as a fraction of the peak")
     fit.add_argument("--warmup-epochs", type=float, default=1.0)
     fit.add_argument("--weight-decay", type=float, default=5e-4, help="on conv and dense kernels only (not adam)")
-    fit.add_argument("--ema", action=argparse.BooleanOptionalAction, default=False,
-                     help="keep a moving average of the weights (Keras optimizer EMA); evaluation, best.keras and "
-                          "last.keras use it")
+    fit.add_argument("--ema", action=argparse.BooleanOptionalAction, default=None,
+                     help="keep a moving average of the weights; evaluation, best.keras and last.keras use it "
+                          "(default: on with --backbone-weights, else off)")
     fit.add_argument("--ema-momentum", type=float, default=None,
                      help="EMA momentum (default: 1 - 10 / total steps, within [0.99, 0.9999])")
     fit.add_argument("--clip-norm", type=float, default=None, help="clip gradients to this global norm")
@@ -183,6 +187,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         nominal_batch_size=args.nominal_batch_size, lr_limits=tuple(args.lr_limits) if args.lr_limits else None,
         lr_decay=args.lr_decay, ema=args.ema, ema_momentum=args.ema_momentum, clip_norm=args.clip_norm,
         patience=args.patience, mixed_precision=args.mixed_precision, strategy=args.strategy,
+        time_limit=args.time_limit,
     )
 
 

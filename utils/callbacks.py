@@ -18,6 +18,7 @@ from utils.evaluation import evaluate_model
 from utils.fileio import atomic_write, atomic_write_json
 from utils.plots import plot_training
 from utils.sample_check import SkippedSamples
+from utils.time_budget import EpochPlan
 
 
 def save_model_atomically(model: keras.Model, path: str | Path) -> None:
@@ -92,7 +93,8 @@ class LearningRateLog(keras.callbacks.Callback):
 
 
 class MapEvaluation(keras.callbacks.Callback):
-    """Every `period` epochs (and at the last), compute validation mAP, add it to the logs, keep the best model.
+    """Every `period` epochs (and at the last of `plan`), compute validation mAP, add it to the logs, keep the best
+    model.
 
     Adds `val_map50` (VOC all-point) and `val_map50_95` (COCO) to the epoch logs, so CSV and TensorBoard see them.
     The best score and its epoch are kept in `best.json` beside `best_path`, so a resumed run never replaces the
@@ -101,7 +103,7 @@ class MapEvaluation(keras.callbacks.Callback):
 
     def __init__(
         self, annotations: list[Annotation], anchors: np.ndarray, class_names: list[str], best_path: str | Path,
-        period: int = 1, total_epochs: int | None = None, batch_size: int = 8,
+        period: int = 1, plan: EpochPlan | None = None, batch_size: int = 8,
         box_coding: str = "v3", patience: int = 0, average: WeightAverage | None = None,
     ) -> None:
         super().__init__()
@@ -110,7 +112,7 @@ class MapEvaluation(keras.callbacks.Callback):
         self.class_names = class_names
         self.best_path = Path(best_path)
         self.period = max(1, period)
-        self.total_epochs = total_epochs
+        self.plan = plan
         self.batch_size = batch_size
         self.box_coding = box_coding
         self.best_record = self.best_path.with_suffix(".json")
@@ -128,7 +130,7 @@ class MapEvaluation(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
-        last = self.total_epochs is not None and epoch + 1 == self.total_epochs
+        last = self.plan is not None and epoch + 1 >= self.plan.end_epoch
         if ((epoch + 1) % self.period and not last) or not finite_loss(logs):
             logs["val_map50"] = logs["val_map50_95"] = float("nan")
             return
@@ -163,18 +165,19 @@ class TrainingPlot(keras.callbacks.Callback):
 
 
 class CloseMosaic(keras.callbacks.Callback):
-    """Turn mosaic and mixup off for the last `close_epochs` epochs by setting the pipeline's switch variable.
+    """Turn mosaic and mixup off for the last `close_epochs` epochs of `plan` by setting the pipeline's switch
+    variable (a time budget moving the plan's end moves them too).
 
     The pipeline reads the variable per sample, so batches already prefetched when the switch flips (a few at most)
     still follow the old setting.
     """
 
-    def __init__(self, switch: tf.Variable, total_epochs: int, close_epochs: int) -> None:
+    def __init__(self, switch: tf.Variable, plan: EpochPlan, close_epochs: int) -> None:
         super().__init__()
-        self.switch, self.first_closed = switch, total_epochs - close_epochs
+        self.switch, self.plan, self.close_epochs = switch, plan, close_epochs
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        enabled = 0.0 if epoch >= self.first_closed else 1.0
+        enabled = 0.0 if epoch >= self.plan.end_epoch - self.close_epochs else 1.0
         if float(self.switch.numpy()) != enabled:
             print(f"\nepoch {epoch + 1}: mosaic and mixup {'on' if enabled else 'off'} from here")
         self.switch.assign(enabled)

@@ -16,6 +16,9 @@ LR_DECAYS = ("cosine", "step")
 # scaling the rate into divergence or stagnation.
 LR_LIMITS = {"sgd": (5e-4, 5e-2), "adam": (1e-4, 4e-3), "adamw": (1e-4, 4e-3)}
 DEFAULT_LR = {"sgd": 1e-2, "adam": 8e-3, "adamw": 8e-3}  # at the nominal batch of 64: 1e-3 for Adam at batch 8
+# The fine-tuning recipe's first phase: epochs with the pretrained backbone frozen (BatchNorm in inference mode)
+# while the new neck and head learn to read its features, so their first, large gradients never reach it.
+FINE_TUNE_FREEZE_EPOCHS = 3
 LEGACY_AUGMENT_KEYS = ("scale_min", "scale_max", "aspect_jitter", "flip_probability")  # flat before the split
 # A run saved before mosaic, mixup, HSV and shift existed resumes with them off, as it was trained.
 LEGACY_AUGMENT_DEFAULTS = {"mosaic": 0.0, "mixup": 0.0, "hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.0, "translate": 0.0}
@@ -119,22 +122,31 @@ class TrainConfig:
     strict: bool = False  # a bad sample (unparsable line, missing or corrupt image) is an error, not a skip
     backbone_weights: str | None = None
     freeze_backbone: bool = False  # the whole run
-    freeze_epochs: int = 0  # a first phase with the backbone frozen …
+    freeze_epochs: int | None = None  # a first phase with the backbone frozen (None: the fine-tuning recipe's) …
     freeze_batch_size: int | None = None  # … at this batch size (None: batch_size)
     optimizer: str = "adamw"  # sgd (Nesterov) | adam | adamw
     momentum: float = 0.937  # SGD momentum, Adam's beta_1
     nominal_batch_size: int = 64  # learning_rate is the rate at this batch; 0: no batch-size scaling
     lr_limits: tuple[float, float] | None = None  # bounds of the scaled rate (None: the optimizer's, see schedules)
     lr_decay: str = "cosine"  # cosine | step
-    ema: bool = False  # evaluate and checkpoint an exponential moving average of the weights
+    ema: bool | None = None  # evaluate and checkpoint a moving average of the weights (None: with backbone_weights)
     ema_momentum: float | None = None  # None: 1 − 10 / total steps, within [0.99, 0.9999]
     clip_norm: float | None = None  # global gradient-norm clipping
     patience: int = 0  # stop after this many epochs without a better validation mAP (0: never)
     mixed_precision: bool = False  # mixed float16 on GPU, bfloat16 on CPU; float32 outputs and loss
     strategy: str = "auto"  # auto | one | mirrored | multiworker (see utils.distribute)
+    time_limit: float | None = None  # minutes of training; `epochs` is then the most it runs (utils.time_budget)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # The fine-tuning recipe when pretrained backbone weights are given and these are left unset.
+        pretrained = self.backbone_weights is not None
+        if self.freeze_epochs is None:
+            object.__setattr__(self, "freeze_epochs", FINE_TUNE_FREEZE_EPOCHS if pretrained else 0)
+        if self.ema is None:
+            object.__setattr__(self, "ema", pretrained)
+        if self.time_limit is not None and self.time_limit <= 0:
+            raise ValueError(f"time limit must be positive (minutes), got {self.time_limit}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; expected one of {OPTIMIZERS}")
         if self.lr_decay not in LR_DECAYS:

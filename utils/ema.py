@@ -47,10 +47,24 @@ class WeightAverage(keras.callbacks.Callback):
 
     def __init__(self, momentum: float, tau: float) -> None:
         super().__init__()
-        self.momentum, self.tau = float(momentum), float(tau)
+        # Variables, so that a time budget's re-planned length reaches the traced update (`replan`).
+        self._momentum = tf.Variable(float(momentum), trainable=False, name="ema_momentum")
+        self._tau = tf.Variable(float(tau), trainable=False, name="ema_tau")
         self.averages: list[tf.Variable] | None = None
         self.updates = tf.Variable(0.0, trainable=False, dtype=tf.float32, name="ema_updates")
         self._update = None
+
+    @property
+    def momentum(self) -> float:
+        return float(self._momentum.numpy())
+
+    @property
+    def tau(self) -> float:
+        return float(self._tau.numpy())
+
+    def replan(self, momentum: float, tau: float) -> None:
+        self._momentum.assign(float(momentum))
+        self._tau.assign(float(tau))
 
     def averaged_variables(self) -> list:
         return [v for v in self.model.weights if np.dtype(v.dtype).kind == "f"]
@@ -64,7 +78,7 @@ class WeightAverage(keras.callbacks.Callback):
         @tf.function
         def update() -> None:
             self.updates.assign_add(1.0)
-            decay = self.momentum * (1.0 - tf.exp(-self.updates / self.tau))
+            decay = self._momentum * (1.0 - tf.exp(-self.updates / self._tau))
             for average, value in zip(self.averages, values, strict=True):
                 # decay · average + (1 − decay) · value, written so that an unchanged value leaves it exact
                 average.assign_add((1.0 - decay) * (tf.cast(value, average.dtype) - average))

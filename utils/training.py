@@ -38,6 +38,7 @@ from utils.optimizers import CoupledDecaySGD
 from utils.run_directory import check_run_directory, remove_interrupted_writes
 from utils.sample_check import split_readable, unusable_reasons, usable_annotations
 from utils.schedules import WarmupDecay, scaled_learning_rate
+from utils.time_budget import EpochPlan, TimeBudget
 
 # Total steps below which an optimizer rarely converges from scratch (the efficientnet-yolo3-keras guidance).
 RECOMMENDED_STEPS = {"sgd": 50_000, "adam": 15_000, "adamw": 15_000}
@@ -82,17 +83,20 @@ def ema_momentum(config: TrainConfig, total_steps: int) -> float:
     return min(max(1.0 - 10.0 / max(total_steps, 1), 0.99), 0.9999)
 
 
-def make_optimizer(config: TrainConfig, total_steps: int, warmup_steps: int, frozen_steps: int = 0,
-                   frozen_batch_size: int | None = None) -> keras.optimizers.Optimizer:
-    """SGD (Nesterov, weight decay in the gradient as YOLOv5's) / Adam / AdamW (decoupled decay) with warmup then
-    cosine or step decay per step and optional gradient clipping; weight decay on kernels only (not BatchNorm or
-    biases). The first `frozen_steps` (a frozen phase) run at the rate scaled to `frozen_batch_size`."""
+def make_schedule(config: TrainConfig, total_steps: int, warmup_steps: int, frozen_steps: int = 0,
+                  frozen_batch_size: int | None = None) -> WarmupDecay:
+    """Warmup then cosine or step decay per step; the first `frozen_steps` (a frozen phase) run at the rate
+    scaled to `frozen_batch_size`."""
     total = max(1, total_steps)
-    warmup = min(warmup_steps, total - 1)
     peak = peak_learning_rate(config)
     frozen_scale = peak_learning_rate(config, frozen_batch_size) / peak if frozen_steps else 1.0
-    schedule = WarmupDecay(peak, total, warmup, config.min_learning_rate_ratio, config.lr_decay,
-                           first_phase_steps=frozen_steps, first_phase_scale=frozen_scale)
+    return WarmupDecay(peak, total, min(warmup_steps, total - 1), config.min_learning_rate_ratio, config.lr_decay,
+                       first_phase_steps=frozen_steps, first_phase_scale=frozen_scale)
+
+
+def optimizer_with(config: TrainConfig, schedule: WarmupDecay) -> keras.optimizers.Optimizer:
+    """SGD (Nesterov, weight decay in the gradient as YOLOv5's) / Adam / AdamW (decoupled decay) on `schedule`,
+    with optional gradient clipping; weight decay on kernels only (not BatchNorm or biases)."""
     common = {"learning_rate": schedule, "global_clipnorm": config.clip_norm}
     if config.optimizer == "sgd":
         optimizer = CoupledDecaySGD(momentum=config.momentum, nesterov=True, weight_decay=config.weight_decay or None,
@@ -106,9 +110,17 @@ def make_optimizer(config: TrainConfig, total_steps: int, warmup_steps: int, fro
     return optimizer
 
 
+def make_optimizer(config: TrainConfig, total_steps: int, warmup_steps: int, frozen_steps: int = 0,
+                   frozen_batch_size: int | None = None) -> keras.optimizers.Optimizer:
+    """The run's optimizer on its schedule (`make_schedule`, `optimizer_with`)."""
+    return optimizer_with(config, make_schedule(config, total_steps, warmup_steps, frozen_steps, frozen_batch_size))
+
+
 def warn_if_too_short(config: TrainConfig, total_steps: int) -> None:
+    """Warn when a from-scratch run plans far fewer steps than its optimizer usually needs (not for fine-tuning
+    or a time budget, where the length is chosen otherwise)."""
     wanted = RECOMMENDED_STEPS[config.optimizer]
-    if total_steps < wanted // 2:
+    if config.backbone_weights is None and config.time_limit is None and total_steps < wanted // 2:
         log.warning("%d training steps planned over %d epochs; %s usually needs about %d from scratch: consider "
                     "about %d epochs, or pretrained backbone weights", total_steps, config.epochs, config.optimizer,
                     wanted, math.ceil(wanted * config.epochs / total_steps))
@@ -176,11 +188,18 @@ def training_phases(config: TrainConfig) -> list[Phase]:
     return phases
 
 
+def steps_until(phases: list[Phase], steps: list[int], end_epoch: int) -> int:
+    """Optimizer steps of the phases' epochs before `end_epoch`."""
+    return sum(max(min(phase.end_epoch, end_epoch) - phase.first_epoch, 0) * n
+               for phase, n in zip(phases, steps, strict=True))
+
+
 def train_callbacks(config: TrainConfig, run_dir: Path, map_evaluation: MapEvaluation, skipped,
-                    mosaic_switch: tf.Variable, average: WeightAverage | None = None
-                    ) -> list[keras.callbacks.Callback]:
+                    mosaic_switch: tf.Variable, plan: EpochPlan, average: WeightAverage | None = None,
+                    budget: TimeBudget | None = None) -> list[keras.callbacks.Callback]:
     csv_path = run_dir / "training_log.csv"
-    callbacks = [CloseMosaic(mosaic_switch, config.epochs, config.close_mosaic)] if (
+    callbacks = [budget] if budget else []  # first: the epochs after it see this epoch's new plan
+    callbacks += [CloseMosaic(mosaic_switch, plan, config.close_mosaic)] if (
         config.augment.mosaic or config.augment.mixup) else []
     callbacks += [average] if average else []  # updated after every batch, before any epoch-end callback reads it
     return callbacks + [
@@ -211,6 +230,9 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, r
     `strategy`: made from `config.strategy` when not given (a multi-worker one must exist before any op runs).
     """
     strategy = strategy or make_strategy(config.strategy)
+    if config.time_limit is not None and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        raise ValueError("--time-limit with several workers: each would measure its own clock and they could stop "
+                         "at different epochs; give --epochs instead")
     chief, worker = worker_task()
     if chief:
         check_run_directory(config, Path(config.run_dir), resume)
@@ -223,7 +245,7 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, r
     if min(steps) == 0:
         raise ValueError(f"{config.train}: {len(train_annotations)} usable images is fewer than one batch of "
                          f"{max(phase.batch_size for phase in phases)}")
-    total_steps = sum((phase.end_epoch - phase.first_epoch) * n for phase, n in zip(phases, steps, strict=True))
+    total_steps = steps_until(phases, steps, config.epochs)
     warn_if_too_short(config, total_steps)
     # Only the chief writes the run directory; other workers write the same files to a scratch folder.
     run_dir = Path(config.run_dir) if chief else Path(tempfile.mkdtemp(prefix=f"effyolo_worker{worker}_"))
@@ -237,8 +259,9 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, r
     frozen_steps = (phases[0].end_epoch * steps[0]) if config.freeze_epochs else 0
     with strategy.scope():
         model = build_model_for(config)
-        optimizer = make_optimizer(config, total_steps, int(config.warmup_epochs * steps[0]), frozen_steps,
-                                   phases[0].batch_size)
+        schedule = make_schedule(config, total_steps, int(config.warmup_epochs * steps[0]), frozen_steps,
+                                 phases[0].batch_size)
+        optimizer = optimizer_with(config, schedule)
         optimizer.build(model.trainable_variables)
     build_on_local_batch(model, strategy)  # once: it wraps the model's own methods, which compile leaves alone
     average = WeightAverage(ema_momentum(config, total_steps), ramp_updates(total_steps)) if config.ema else None
@@ -250,13 +273,24 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, r
         "ema_momentum": average.momentum if average else None, "ema_ramp_updates": average.tau if average else None,
         "precision": precision, "replicas": strategy.num_replicas_in_sync, "strategy": strategy_name(strategy),
         "start_epoch": start_epoch})
+    plan = EpochPlan(config.epochs)
+    budget = None
+    if config.time_limit is not None:
+        def replan(end_epoch: int) -> None:
+            planned = steps_until(phases, steps, end_epoch)
+            schedule.replan(max(planned, 1))
+            if average is not None and config.ema_momentum is None:
+                average.replan(ema_momentum(config, planned), ramp_updates(planned))
+
+        budget = TimeBudget(config.time_limit * 60, plan, config.epochs, start_epoch, replan,
+                            run_dir / "resume" / "time_budget.json")
     map_evaluation = MapEvaluation(val_annotations, spec.anchor_array(), list(spec.class_names),
-                                   run_dir / "best.keras", period=config.eval_period, total_epochs=config.epochs,
+                                   run_dir / "best.keras", period=config.eval_period, plan=plan,
                                    batch_size=config.eval_batch_size, box_coding=spec.assigner,
                                    patience=config.patience, average=average)
     mosaic_switch = tf.Variable(1.0, trainable=False, name="mosaic_enabled")
     for phase, steps_per_epoch in zip(phases, steps, strict=True):
-        if phase.end_epoch <= start_epoch or map_evaluation.stopped:
+        if phase.end_epoch <= start_epoch or map_evaluation.stopped or (budget and budget.exhausted):
             continue
         first_epoch = max(phase.first_epoch, start_epoch)
         freeze_backbone(model, phase.frozen)
@@ -271,7 +305,7 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, r
         history = model.fit(with_level_targets(data), initial_epoch=first_epoch, epochs=phase.end_epoch,
                             steps_per_epoch=steps_per_epoch, shuffle=False,
                             callbacks=train_callbacks(config, run_dir, map_evaluation, skipped, mosaic_switch,
-                                                      average),
+                                                      plan, average, budget),
                             verbose=1 if sys.stdout.isatty() else 2)  # a progress bar on a terminal
         losses = history.history.get("loss", [])
         if losses and not math.isfinite(losses[-1]):
