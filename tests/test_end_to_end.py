@@ -50,11 +50,12 @@ def test_convert_train_evaluate_predict(shapes_voc, tmp_path, capsys):
         assert field in str(refused.value) and f"python train.py --resume {run}" in str(refused.value)
         assert (run / "config.json").read_bytes() == saved_config
 
-    # --resume with a training override continues: it trains only epoch 3 and appends to the log; a temporary
+    # --resume with training overrides continues: up to 5 epochs, but within a time budget spent by the first
+    # epoch it trains, so only epoch 3 runs (and is evaluated as the last); the log grows by one row. A temporary
     # file left by a kill during a save is cleared first.
     orphan = run / ".best.1a2b3c4d.keras"
     orphan.write_bytes(b"partial")
-    assert train.main(["--resume", str(run), "--epochs", "3"]) == 0
+    assert train.main(["--resume", str(run), "--epochs", "5", "--time-limit", "0.001"]) == 0
     assert not orphan.exists()
     resumed = read_csv_log(run / "training_log.csv")
     assert resumed["epoch"] == [0.0, 1.0, 2.0]
@@ -63,7 +64,8 @@ def test_convert_train_evaluate_predict(shapes_voc, tmp_path, capsys):
     improved = resumed["val_map50"][2] > max(resumed["val_map50"][:2])
     assert ((run / "best.keras").stat().st_mtime_ns != best_before) == improved
     config = json.loads((run / "config.json").read_text())
-    assert config["model"]["class_names"] == ["circle", "square", "triangle"] and config["epochs"] == 3
+    assert json.loads((run / "resume" / "time_budget.json").read_text())["epoch"] == 3
+    assert config["model"]["class_names"] == ["circle", "square", "triangle"] and config["epochs"] == 5
     assert config["model"]["input_size"] == 64 and len(config["model"]["anchors"]) == 9
 
     assert get_map.main(["--run-dir", str(run), "--annotations", str(lines / "val.txt")]) == 0

@@ -3,6 +3,7 @@ from the offline package (a cat photo classified as a cat), or mapped from a TPU
 
 import pickle
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -52,7 +53,9 @@ def test_lite0_imagenet_weights_classify_real_photos(image, expected):
     assert top5[0][2] > 0.3
 
 
-def test_a_tpu_layout_checkpoint_maps_by_name_and_leftovers_are_errors(tmp_path):
+def tpu_layout_tensors() -> tuple[keras.Model, dict[str, np.ndarray]]:
+    """A Lite0 classifier (64² input) and its weights named as in the published TPU checkpoint, plus a moving
+    average of the classifier bias (what the reference evaluates with) and a tensor outside the model."""
     source = build_efficientnet_lite(0, input_shape=(64, 64, 3), include_top=True)
     names = tpu_names(source, "efficientnet-lite0")
     tensors = {}
@@ -61,21 +64,65 @@ def test_a_tpu_layout_checkpoint_maps_by_name_and_leftovers_are_errors(tmp_path)
             tensors[name] = weight.numpy()
     tensors["efficientnet-lite0/head/dense/bias/ExponentialMovingAverage"] = np.full(1000, 0.5, np.float32)
     tensors["global_step"] = np.array(5, np.int64)  # outside the model's scope: not a weight
+    return source, tensors
 
-    def write(prefix, values):
-        tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=list(values), shape_and_slices=[""] * len(values),
-                          tensors=[tf.constant(v) for v in values.values()])
 
-    write(tmp_path / "good" / "model.ckpt-1", tensors)
+def write_checkpoint(prefix, values: dict) -> None:
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=list(values), shape_and_slices=[""] * len(values),
+                      tensors=[tf.constant(v) for v in values.values()])
+
+
+def test_a_tpu_layout_checkpoint_maps_by_name_and_leftovers_are_errors(tmp_path):
+    source, tensors = tpu_layout_tensors()
+    write_checkpoint(tmp_path / "good" / "model.ckpt-1", tensors)
     target = build_efficientnet_lite(0, input_shape=(64, 64, 3), include_top=True)
     assert load_lite_weights(target, 0, str(tmp_path / "good")) == len(tensors) - 2
     np.testing.assert_array_equal(target.get_layer("block6c_dwconv").get_weights()[0],
                                   source.get_layer("block6c_dwconv").get_weights()[0])
     np.testing.assert_array_equal(target.get_layer("predictions").get_weights()[1], 0.5)  # the moving average
-    write(tmp_path / "extra" / "model.ckpt-1", {**tensors, "efficientnet-lite0/blocks_99/conv2d/kernel": np.ones(1)})
+    write_checkpoint(tmp_path / "extra" / "model.ckpt-1",
+                     {**tensors, "efficientnet-lite0/blocks_99/conv2d/kernel": np.ones(1)})
     with pytest.raises(ValueError, match=r"1 mismatches\):\n  efficientnet-lite0/blocks_99/conv2d/kernel: in .* but "
                                          r"not used"):
         load_lite_weights(target, 0, str(tmp_path / "extra"))
+
+
+def test_online_imagenet_downloads_the_tpu_archive_once_into_the_keras_cache(tmp_path, monkeypatch):
+    """The online path end to end, against a local HTTP server holding an archive in the published layout
+    (`efficientnet-lite0/model.ckpt-*` in `efficientnet-lite0.tar.gz`): download, unpack, cache, load."""
+    import functools
+    import http.server
+    import tarfile
+    import threading
+
+    import nets.lite_weights as lite_weights
+
+    source, tensors = tpu_layout_tensors()
+    write_checkpoint(tmp_path / "pack" / "efficientnet-lite0" / "model.ckpt-1", tensors)
+    served = tmp_path / "served"
+    served.mkdir()
+    with tarfile.open(served / "efficientnet-lite0.tar.gz", "w:gz") as archive:
+        archive.add(tmp_path / "pack" / "efficientnet-lite0", arcname="efficientnet-lite0")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(lite_weights, "TPU_CHECKPOINTS", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setattr(lite_weights, "offline_package_file", lambda variant: None)  # as without the package
+    (tmp_path / "keras_home").mkdir()  # get_file falls back to /tmp/.keras for a cache folder it cannot write
+    monkeypatch.setattr(keras.utils, "get_file", functools.partial(keras.utils.get_file,
+                                                                   cache_dir=str(tmp_path / "keras_home")))
+    try:
+        target = build_efficientnet_lite(0, input_shape=(64, 64, 3), include_top=True)
+        assert load_lite_weights(target, 0, "imagenet") == len(tensors) - 2
+    finally:
+        server.shutdown()
+        server.server_close()
+    np.testing.assert_array_equal(target.get_layer("block7a_project_conv").get_weights()[0],
+                                  source.get_layer("block7a_project_conv").get_weights()[0])
+    assert list((tmp_path / "keras_home" / "models").rglob("model.ckpt-1.index"))
+    again = build_efficientnet_lite(0, input_shape=(64, 64, 3), include_top=True)
+    assert load_lite_weights(again, 0, "imagenet") == len(tensors) - 2  # server gone: from the cache
 
 
 def test_the_pickle_reader_refuses_anything_but_tensors(tmp_path):

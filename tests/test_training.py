@@ -48,6 +48,22 @@ def test_resume_needs_only_the_run_dir_and_keeps_the_model(tmp_path):
         train.resolve_config(["--resume", str(run), "--input-size", "320"])
 
 
+def test_pretrained_weights_default_to_the_fine_tuning_recipe_and_explicit_flags_win(tmp_path):
+    from utils.config import FINE_TUNE_FREEZE_EPOCHS
+
+    scratch = config_from(tmp_path)
+    assert (scratch.backbone_weights, scratch.freeze_epochs, scratch.ema) == (None, 0, False)
+    tuned = config_from(tmp_path, "--backbone-weights", "imagenet")
+    assert (tuned.freeze_epochs, tuned.ema) == (FINE_TUNE_FREEZE_EPOCHS, True) == (3, True)
+    explicit = config_from(tmp_path, "--backbone-weights", "imagenet", "--freeze-epochs", "0", "--no-ema")
+    assert (explicit.freeze_epochs, explicit.ema) == (0, False)
+    save_config(tuned, tmp_path / "tuned.json")  # saved resolved: a resume never re-derives them
+    saved = json.loads((tmp_path / "tuned.json").read_text())
+    assert (saved["freeze_epochs"], saved["ema"]) == (3, True)
+    with pytest.raises(ValueError, match="time limit must be positive"):
+        config_from(tmp_path, "--time-limit", "0")
+
+
 def test_missing_required_flags_are_named():
     with pytest.raises(SystemExit, match="--train, --val, --classes, --run-dir required"):
         train.resolve_config([])
@@ -83,14 +99,15 @@ def test_weight_decay_reaches_kernels_only(name, tmp_path):
 
     import keras
 
+    from utils.optimizers import CoupledDecaySGD, PerVariableStepAdam
     from utils.training import make_optimizer
 
     config = dataclasses.replace(config_from(tmp_path, "--optimizer", name, "--warmup-epochs", "0",
                                              "--nominal-batch-size", "0", "--lr", "0.1", "--weight-decay", "0.5"),
                                  epochs=1)
     optimizer = make_optimizer(config, total_steps=10, warmup_steps=0)
-    assert isinstance(optimizer, {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
-                                  "adamw": keras.optimizers.AdamW}[name])
+    assert isinstance(optimizer, {"sgd": CoupledDecaySGD, "adam": PerVariableStepAdam,
+                                  "adamw": PerVariableStepAdam}[name])
     inputs = keras.Input((3,))
     model = keras.Model(inputs, keras.layers.BatchNormalization()(keras.layers.Dense(2)(inputs)))
     for variable in model.trainable_variables:
@@ -103,6 +120,39 @@ def test_weight_decay_reaches_kernels_only(name, tmp_path):
     assert after["kernel"] == pytest.approx(decayed, rel=1e-5)
     assert after["bias"] == after["gamma"] == after["beta"] == 1.0
     assert optimizer.nesterov if name == "sgd" else optimizer.beta_1 == 0.9
+
+
+def test_adam_counts_steps_per_variable_so_a_late_unfrozen_variable_starts_as_a_fresh_adam():
+    import keras
+
+    from utils.optimizers import PerVariableStepAdam
+
+    gradient = np.array([0.5, -2.0, 3.0, -0.01], np.float32)
+
+    def train(optimizer, steps: int) -> np.ndarray:
+        weights = keras.Variable(np.ones(4, np.float32))
+        for _ in range(steps):
+            optimizer.apply([gradient], [weights])
+        return np.asarray(weights)
+
+    # Every variable from the first step: exactly Keras' AdamW.
+    np.testing.assert_allclose(train(PerVariableStepAdam(1e-2, weight_decay=0.1), 5),
+                               train(keras.optimizers.AdamW(1e-2, weight_decay=0.1), 5), rtol=1e-6)
+
+    def first_update_after_a_frozen_phase(optimizer) -> np.ndarray:
+        early, late = keras.Variable(np.ones(4, np.float32)), keras.Variable(np.ones(4, np.float32))
+        optimizer.build([early, late])
+        optimizer.iterations.assign(5000)  # a long frozen phase trained `early` only
+        optimizer.apply([gradient], [late])
+        return 1.0 - np.asarray(late)
+
+    # A fresh Adam's first step moves each weight by lr · sign(g) (Keras adds ε to the uncorrected √v, which shows
+    # on the smallest gradient); the shared count leaves the zero moments uncorrected: (1 − β₁) / √(1 − β₂) ≈ 3.2×.
+    ours = first_update_after_a_frozen_phase(PerVariableStepAdam(1e-2))
+    np.testing.assert_allclose(ours, 1e-2 * np.sign(gradient), rtol=1e-3)
+    shared = first_update_after_a_frozen_phase(keras.optimizers.Adam(1e-2))
+    np.testing.assert_allclose(shared, ours * np.sqrt(1 - 0.999 ** 5001) / (1 - 0.9 ** 5001) * 0.1 / np.sqrt(0.001),
+                               rtol=1e-4)
 
 
 def test_weight_average_ramps_in_covers_batchnorm_statistics_and_swaps_back(tmp_path):

@@ -34,7 +34,7 @@ from utils.distribute import build_on_local_batch, make_strategy, set_precision,
 from utils.ema import WeightAverage, ramp_updates
 from utils.fileio import atomic_write_text
 from utils.manifest import write_manifest
-from utils.optimizers import CoupledDecaySGD
+from utils.optimizers import CoupledDecaySGD, PerVariableStepAdam
 from utils.run_directory import check_run_directory, remove_interrupted_writes
 from utils.sample_check import split_readable, unusable_reasons, usable_annotations
 from utils.schedules import WarmupDecay, scaled_learning_rate
@@ -95,16 +95,16 @@ def make_schedule(config: TrainConfig, total_steps: int, warmup_steps: int, froz
 
 
 def optimizer_with(config: TrainConfig, schedule: WarmupDecay) -> keras.optimizers.Optimizer:
-    """SGD (Nesterov, weight decay in the gradient as YOLOv5's) / Adam / AdamW (decoupled decay) on `schedule`,
-    with optional gradient clipping; weight decay on kernels only (not BatchNorm or biases)."""
+    """SGD (Nesterov, weight decay in the gradient as YOLOv5's) / Adam / AdamW (decoupled decay; both with
+    per-variable steps, right for variables unfrozen later) on `schedule`, with optional gradient clipping; weight
+    decay on kernels only (not BatchNorm or biases)."""
     common = {"learning_rate": schedule, "global_clipnorm": config.clip_norm}
     if config.optimizer == "sgd":
         optimizer = CoupledDecaySGD(momentum=config.momentum, nesterov=True, weight_decay=config.weight_decay or None,
                                     **common)
-    elif config.optimizer == "adam":
-        optimizer = keras.optimizers.Adam(beta_1=config.momentum, **common)
-    else:
-        optimizer = keras.optimizers.AdamW(beta_1=config.momentum, weight_decay=config.weight_decay, **common)
+    else:  # adam: no weight decay; adamw: decoupled
+        optimizer = PerVariableStepAdam(beta_1=config.momentum, **common,
+                                        weight_decay=config.weight_decay if config.optimizer == "adamw" else None)
     if optimizer.weight_decay:
         optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
     return optimizer
