@@ -75,6 +75,9 @@ def make_parser() -> argparse.ArgumentParser:
                             "default: 3 with --backbone-weights, else 0)")
     model.add_argument("--freeze-batch-size", type=int, default=None,
                        help="batch size of the frozen phase (default: --batch-size; frozen steps need less memory)")
+    model.add_argument("--freeze-backbone-bn", action="store_true",
+                       help="keep the backbone's BatchNorm layers frozen (pretrained statistics, inference mode) "
+                            "after the frozen phase too")
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=int, default=50, help="epochs to train (with --time-limit: at most)")
     fit.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
@@ -183,7 +186,8 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         close_mosaic=args.close_mosaic, cache=args.cache, strict=args.strict,
         backbone_weights=None if args.backbone_weights.lower() == "none" else args.backbone_weights,
         freeze_backbone=args.freeze_backbone, freeze_epochs=args.freeze_epochs,
-        freeze_batch_size=args.freeze_batch_size, optimizer=args.optimizer, momentum=momentum,
+        freeze_batch_size=args.freeze_batch_size, freeze_backbone_bn=args.freeze_backbone_bn,
+        optimizer=args.optimizer, momentum=momentum,
         nominal_batch_size=args.nominal_batch_size, lr_limits=tuple(args.lr_limits) if args.lr_limits else None,
         lr_decay=args.lr_decay, ema=args.ema, ema_momentum=args.ema_momentum, clip_norm=args.clip_norm,
         patience=args.patience, mixed_precision=args.mixed_precision, strategy=args.strategy,
@@ -197,7 +201,8 @@ MODEL_FLAGS = {"phi", "backbone", "neck", "neck_width", "neck_depth", "assigner"
                "backbone_weights"}
 NOT_CONFIG = {"config", "resume", "autoanchor"}
 # What the resume state's variables depend on: fixed once a run has started.
-FIXED_ON_RESUME = MODEL_FLAGS | {"freeze_backbone", "freeze_epochs", "freeze_batch_size", "optimizer", "ema"}
+FIXED_ON_RESUME = MODEL_FLAGS | {"freeze_backbone", "freeze_epochs", "freeze_batch_size", "freeze_backbone_bn",
+                                 "optimizer", "ema"}
 
 
 def with_overrides(base: TrainConfig, given: dict, resuming: bool) -> TrainConfig:

@@ -46,6 +46,18 @@ def build_yolo(
     return model
 
 
-def freeze_backbone(model: keras.Model, frozen: bool = True) -> None:
-    """Freeze (or unfreeze) exactly the backbone, found by name; its BatchNorm layers then run in inference mode."""
-    model.get_layer("backbone").trainable = not frozen
+def freeze_backbone(model: keras.Model, frozen: bool = True, batchnorm_frozen: bool = False) -> None:
+    """Freeze (or unfreeze) exactly the backbone, found by name; its BatchNorm layers then run in inference mode.
+    With `batchnorm_frozen`, an unfrozen backbone keeps its BatchNorm layers frozen: pretrained statistics and
+    scale/offset fixed, inference mode (small batches give noisy statistics)."""
+    backbone = model.get_layer("backbone")
+    backbone.trainable = not frozen
+    if not frozen and batchnorm_frozen:
+        for layer in _all_layers(backbone):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+
+
+def _all_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    nested = getattr(layer, "layers", [])
+    return [layer] + [inner for child in nested for inner in _all_layers(child)]

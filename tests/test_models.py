@@ -118,6 +118,19 @@ def test_frozen_backbone_keeps_weights_and_batchnorm_statistics():
         np.testing.assert_array_equal(old, new)
     assert not np.array_equal(head_before, model.get_layer("head_p3_pred").kernel.numpy())
 
+    # Unfrozen with frozen BatchNorm: convolutions train, every BatchNorm value (statistics included) stays.
+    freeze_backbone(model, False, batchnorm_frozen=True)
+    batchnorm = [w for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)
+                 for w in layer.weights]
+    # B0 up to stride 32 without its top conv: the stem, 2 in block 1a, 3 in each of the other 15 blocks
+    assert len(batchnorm) == 4 * 48 and not any(w.trainable for w in batchnorm)
+    bn_before, stem_before = [w.numpy().copy() for w in batchnorm], backbone.get_layer("stem_conv").kernel.numpy()
+    model.compile(keras.optimizers.Adam(1e-2), loss=[YoloV3Loss(anchors, level, 2, (64, 64)) for level in range(3)])
+    model.fit(images, (boxes, boxes, boxes), epochs=1, batch_size=2, verbose=0)
+    for old, new in zip(bn_before, [w.numpy() for w in batchnorm], strict=True):
+        np.testing.assert_array_equal(old, new)
+    assert not np.array_equal(stem_before, backbone.get_layer("stem_conv").kernel.numpy())
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("neck", ["yolov3", "yolov5"])

@@ -124,6 +124,7 @@ class TrainConfig:
     freeze_backbone: bool = False  # the whole run
     freeze_epochs: int | None = None  # a first phase with the backbone frozen (None: the fine-tuning recipe's) …
     freeze_batch_size: int | None = None  # … at this batch size (None: batch_size)
+    freeze_backbone_bn: bool = False  # backbone BatchNorm frozen (inference mode) after the frozen phase too
     optimizer: str = "adamw"  # sgd (Nesterov) | adam | adamw
     momentum: float = 0.937  # SGD momentum, Adam's beta_1
     nominal_batch_size: int = 64  # learning_rate is the rate at this batch; 0: no batch-size scaling
@@ -156,7 +157,8 @@ class TrainConfig:
 
 
 # What a run's resume state depends on (its variables and their shapes): fixed once a run has started.
-FIXED_ON_RESUME = ("model", "freeze_backbone", "freeze_epochs", "freeze_batch_size", "optimizer", "ema")
+FIXED_ON_RESUME = ("model", "freeze_backbone", "freeze_epochs", "freeze_batch_size", "freeze_backbone_bn",
+                   "optimizer", "ema")
 
 
 def to_dict(config: TrainConfig) -> dict:

@@ -293,7 +293,7 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, r
         if phase.end_epoch <= start_epoch or map_evaluation.stopped or (budget and budget.exhausted):
             continue
         first_epoch = max(phase.first_epoch, start_epoch)
-        freeze_backbone(model, phase.frozen)
+        freeze_backbone(model, phase.frozen, config.freeze_backbone_bn)
         with strategy.scope():
             model.compile(optimizer=optimizer, loss=make_losses(config), jit_compile=False)
         data = build_dataset(train_annotations, (spec.input_size, spec.input_size), phase.batch_size, training=True,
