@@ -75,9 +75,9 @@ def make_parser() -> argparse.ArgumentParser:
                             "default: 3 with --backbone-weights, else 0)")
     model.add_argument("--freeze-batch-size", type=int, default=None,
                        help="batch size of the frozen phase (default: --batch-size; frozen steps need less memory)")
-    model.add_argument("--freeze-backbone-bn", action="store_true",
+    model.add_argument("--freeze-backbone-bn", action=argparse.BooleanOptionalAction, default=None,
                        help="keep the backbone's BatchNorm layers frozen (pretrained statistics, inference mode) "
-                            "after the frozen phase too")
+                            "after the frozen phase too (default: on with --backbone-weights, else off)")
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=int, default=50, help="epochs to train (with --time-limit: at most)")
     fit.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",

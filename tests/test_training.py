@@ -52,14 +52,17 @@ def test_pretrained_weights_default_to_the_fine_tuning_recipe_and_explicit_flags
     from utils.config import FINE_TUNE_FREEZE_EPOCHS
 
     scratch = config_from(tmp_path)
-    assert (scratch.backbone_weights, scratch.freeze_epochs, scratch.ema) == (None, 0, False)
+    assert (scratch.backbone_weights, scratch.freeze_epochs, scratch.ema, scratch.freeze_backbone_bn) == (
+        None, 0, False, False)
     tuned = config_from(tmp_path, "--backbone-weights", "imagenet")
-    assert (tuned.freeze_epochs, tuned.ema) == (FINE_TUNE_FREEZE_EPOCHS, True) == (3, True)
-    explicit = config_from(tmp_path, "--backbone-weights", "imagenet", "--freeze-epochs", "0", "--no-ema")
-    assert (explicit.freeze_epochs, explicit.ema) == (0, False)
+    assert (tuned.freeze_epochs, tuned.ema, tuned.freeze_backbone_bn) == (FINE_TUNE_FREEZE_EPOCHS, True, True)
+    assert FINE_TUNE_FREEZE_EPOCHS == 3
+    explicit = config_from(tmp_path, "--backbone-weights", "imagenet", "--freeze-epochs", "0", "--no-ema",
+                           "--no-freeze-backbone-bn")
+    assert (explicit.freeze_epochs, explicit.ema, explicit.freeze_backbone_bn) == (0, False, False)
     save_config(tuned, tmp_path / "tuned.json")  # saved resolved: a resume never re-derives them
     saved = json.loads((tmp_path / "tuned.json").read_text())
-    assert (saved["freeze_epochs"], saved["ema"]) == (3, True)
+    assert (saved["freeze_epochs"], saved["ema"], saved["freeze_backbone_bn"]) == (3, True, True)
     with pytest.raises(ValueError, match="time limit must be positive"):
         config_from(tmp_path, "--time-limit", "0")
 
