@@ -30,6 +30,7 @@ from utils.config import (  # noqa: E402
     TrainConfig,
     load_config,
 )
+from utils.config import FIXED_ON_RESUME as FIXED_CONFIG_FIELDS  # noqa: E402
 
 DEFAULT_ANCHORS = Path(__file__).resolve().parent / "model_data" / "yolo_anchors.txt"
 
@@ -200,9 +201,9 @@ FIELD_OF_FLAG = {"lr": "learning_rate", "min_lr_ratio": "min_learning_rate_ratio
 MODEL_FLAGS = {"phi", "backbone", "neck", "neck_width", "neck_depth", "assigner", "input_size", "classes", "anchors",
                "backbone_weights"}
 NOT_CONFIG = {"config", "resume", "autoanchor"}
-# What the resume state's variables depend on: fixed once a run has started.
-FIXED_ON_RESUME = MODEL_FLAGS | {"freeze_backbone", "freeze_epochs", "freeze_batch_size", "freeze_backbone_bn",
-                                 "optimizer", "ema"}
+# What the resume state's variables depend on (the library's fields, the model's as its flags): fixed once a run
+# has started.
+FIXED_ON_RESUME = MODEL_FLAGS | (set(FIXED_CONFIG_FIELDS) - {"model"})
 
 
 def with_overrides(base: TrainConfig, given: dict, resuming: bool) -> TrainConfig:
