@@ -6,6 +6,12 @@ int8) and timed in TensorFlow, ONNX Runtime and the LiteRT interpreter. Every ro
 after `--warmup` untimed ones, on a uint8 image of the input size. GFLOP/s = the detector's GFLOPs (convolutions,
 2 × multiply-adds) / median latency. Run it on an otherwise idle machine; medians resist some noise, not all.
 
+`--peer-onnx PATH` times a peer's ONNX model of the same input size in ONNX Runtime in the same run (float32
+NCHW input in [0, 1], raw outputs: the peer's letterbox, decoding and NMS are not included, ours are), and adds a
+column: each row's latency over the peer's. Ultralytics YOLOv8n, for example, exported in an environment with
+`ultralytics`: `yolo export model=yolov8n.yaml format=onnx imgsz=416` (random weights: the cost does not depend
+on them).
+
 Example:
     python benchmarks/bench_inference.py --sizes 416 640 --necks yolov3 yolov5
 """
@@ -35,7 +41,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num-classes", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--peer-onnx", type=Path, help="a peer's ONNX detector to time in the same run")
     return parser.parse_args(argv)
+
+
+def peer_onnx_ms(path: Path, size: int, warmup: int, runs: int) -> float:
+    """Median ms of the peer's ONNX model on one float32 NCHW image, ONNX Runtime's default CPU session."""
+    import numpy as np
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: np.random.default_rng(0).uniform(0, 1, (1, 3, size, size)).astype("float32")}
+    return median_ms(lambda images: session.run(None, images), feed, warmup, runs)
 
 
 def runtime_calls(runtimes: list[str], model, anchors, box_coding: str, workdir: Path) -> dict:
@@ -96,8 +113,12 @@ def main(argv: list[str] | None = None) -> int:
                             delimiter=",").reshape(9, 2)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"batch 1, post-processing included, medians of {args.runs} calls")
-    print("| detector | size | GFLOPs | runtime | median ms | GFLOP/s | vs graph |")
-    print("|---|---:|---:|---|---:|---:|---:|")
+    peer_ms = {size: peer_onnx_ms(args.peer_onnx, size, args.warmup, args.runs) for size in args.sizes
+               } if args.peer_onnx else {}
+    for size, ms in peer_ms.items():
+        print(f"peer {args.peer_onnx.name} at {size} in ONNX Runtime (raw outputs): {ms:.1f} ms")
+    print("| detector | size | GFLOPs | runtime | median ms | GFLOP/s | vs graph | ÷ peer |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|")
     for neck in args.necks:
         box_coding = "v5" if neck == "yolov5" else "v3"
         for size in args.sizes:
@@ -113,8 +134,12 @@ def main(argv: list[str] | None = None) -> int:
                     ms = median_ms(call, images, args.warmup, args.runs)
                     graph_ms = ms if runtime == "graph" else graph_ms
                     ratio = f"{graph_ms / ms:.2f}×" if graph_ms else "–"
+                    versus_peer = f"{ms / peer_ms[size]:.2f}×" if size in peer_ms else "–"
                     print(f"| {args.backbone} + {neck} | {size} | {gflops:.2f} | {runtime} | {ms:.1f} | "
-                          f"{gflops / ms * 1000:.0f} | {ratio} |", flush=True)
+                          f"{gflops / ms * 1000:.0f} | {ratio} | {versus_peer} |", flush=True)
+    for size in peer_ms:  # again after our rows, so drift over the run shows
+        again = peer_onnx_ms(args.peer_onnx, size, args.warmup, args.runs)
+        print(f"peer {args.peer_onnx.name} at {size} again: {again:.1f} ms")
     return 0
 
 

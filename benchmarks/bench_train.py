@@ -1,24 +1,29 @@
-"""Training throughput: images/second of a full `model.fit` step (forward, YOLO loss, backward, AdamW update) and
-the data pipeline's share of it, for B0-YOLOv3 and B0-YOLOv5 in float32 and in mixed bfloat16.
+"""Training throughput: images/second of a full `model.fit` step (forward, YOLO loss, backward, AdamW update) per
+backbone, in float32 and mixed bfloat16, with Keras' own BatchNormalization/swish ops ("Keras ops", the step before
+`nets.fused`) and with the fused kernels, and as a ratio to Ultralytics YOLOv8n's step measured in the same run.
 
-For each detector and precision:
-- `forward`: the model alone on a batch (graph mode), for scale;
-- `fit step`: `model.fit` on batches already in memory, so the step is timed without the pipeline;
-- `pipeline`: the training tf.data pipeline alone (decode, mosaic, affine, HSV, flip, letterbox, targets);
-- `fit + pipeline`: `model.fit` fed by that pipeline, as train.py runs it.
-The pipeline share is pipeline time per batch / (fit + pipeline) time per batch: on a 2-core CPU the two compete
-for the same cores, so the share is what the pipeline costs the step, not only what prefetch fails to hide.
+For each backbone (with `--neck`) and precision:
+- `forward`: the model alone on a batch (inference mode, graph), for scale;
+- `Keras ops` / `fused`: `model.fit` on a batch held in memory, so the step is timed without the pipeline;
+- `fit + pipeline`: `model.fit` (fused) fed by the training tf.data pipeline (decode, mosaic, affine, HSV, flip,
+  letterbox, targets), as train.py runs it; the pipeline share is its time per batch alone over that step's
+  (on a 2-core CPU the two compete for the same cores);
+- `÷ YOLOv8n`: the fused in-memory step over the peer's in-memory step (`peer_yolov8n_step.py`, run with
+  `--peer-python`, an interpreter of an environment with `ultralytics`), measured before the first row and after
+  the last; the table uses their mean.
 Every figure is the median over `--steps` steps after `--warmup` untimed ones.
 
 Example:
-    python benchmarks/bench_train.py --batch-size 8 --input-size 416
+    python benchmarks/bench_train.py --backbones efficientnet-b0 --peer-python ../peer-env/bin/python
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,26 +35,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--necks", nargs="+", default=["yolov3", "yolov5"])
+    parser.add_argument("--backbones", nargs="+",
+                        default=["efficientnet-b0", "efficientnetv2-b0", "shufflenetv2-x1.0", "efficientnet-lite0"])
+    parser.add_argument("--neck", default="yolov5")
     parser.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--input-size", type=int, default=416)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--annotations", help="training lines for the pipeline (default: 64 generated images)")
+    parser.add_argument("--peer-python", help="python of an environment with ultralytics, for the YOLOv8n column")
     return parser.parse_args(argv)
-
-
-def median_fit_step(model, dataset, steps: int, warmup: int) -> float:
-    """Median seconds of one `model.fit` batch (timed from batch begin to batch end by a callback)."""
-    import keras
-
-    times: list[float] = []
-    timer = keras.callbacks.LambdaCallback(
-        on_train_batch_begin=lambda batch, logs: times.append(-time.perf_counter()),
-        on_train_batch_end=lambda batch, logs: times.__setitem__(-1, times[-1] + time.perf_counter()))
-    model.fit(dataset, epochs=1, steps_per_epoch=steps + warmup, callbacks=[timer], verbose=0)
-    return statistics.median(times[warmup:])
 
 
 def median_batch_time(dataset, steps: int, warmup: int) -> float:
@@ -64,63 +60,70 @@ def median_batch_time(dataset, steps: int, warmup: int) -> float:
     return statistics.median(times)
 
 
-def training_annotations(args: argparse.Namespace, workdir: Path) -> list:
-    from utils.annotations import read_annotations, read_class_names
-    from utils.synthetic import generate_synthetic_voc
-    from utils.voc import convert_voc
-
-    if args.annotations:
-        return read_annotations(args.annotations)[0]
-    classes = read_class_names(generate_synthetic_voc(workdir / "voc", num_images=64, seed=0, image_size=(480, 640)))
-    written = convert_voc(workdir / "voc", classes, workdir / "lines", progress=False).written
-    return [a for path in written.values() for a in read_annotations(path)[0]]
+def peer_step_seconds(args: argparse.Namespace) -> float:
+    """Median seconds of a YOLOv8n training step, from `peer_yolov8n_step.py` in the peer environment."""
+    script = Path(__file__).resolve().parent / "peer_yolov8n_step.py"
+    result = subprocess.run([args.peer_python, str(script), "--batch-size", str(args.batch_size), "--input-size",
+                             str(args.input_size), "--steps", str(args.steps), "--warmup", str(args.warmup)],
+                            check=True, capture_output=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])["median_s"]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import keras
-    import numpy as np
     import tensorflow as tf
 
-    from utils.config import ModelSpec, TrainConfig
-    from utils.dataloader import build_dataset, with_level_targets
+    from benchmarks.training_setup import (
+        compiled_detector,
+        in_memory,
+        median_fit_step,
+        pipeline_batches,
+        training_annotations,
+        training_config,
+    )
+    from nets.fused import set_fused_kernels
+    from utils.dataloader import with_level_targets
     from utils.speed import time_calls
-    from utils.training import build_model_for, make_losses, make_optimizer
 
     size, batch = args.input_size, args.batch_size
-    anchors = np.loadtxt(Path(__file__).resolve().parent.parent / "model_data" / "yolo_anchors.txt",
-                         delimiter=",").reshape(9, 2) * size / 416
+    peer = [peer_step_seconds(args)] if args.peer_python else []
+    rows = []
     with tempfile.TemporaryDirectory(prefix="effyolo_bench_train_") as workdir:
-        annotations = training_annotations(args, Path(workdir))
-        print(f"batch {batch}, {size}×{size}, {os.cpu_count()} cores; medians of {args.steps} steps; "
-              f"{len(annotations)} training images")
-        print("| detector | precision | forward ms | fit step ms | images/s | pipeline ms/batch | "
-              "fit + pipeline ms | images/s | pipeline share |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-        for neck in args.necks:
+        annotations = training_annotations(Path(workdir), args.annotations)
+        print(f"batch {batch}, {size}×{size}, {args.neck} neck, {os.cpu_count()} cores, TensorFlow {tf.__version__}; "
+              f"medians of {args.steps} steps after {args.warmup}; {len(annotations)} training images")
+        for backbone in args.backbones:
             for precision in args.precisions:
                 keras.mixed_precision.set_dtype_policy(precision)
-                keras.utils.set_random_seed(0)
-                spec = ModelSpec("efficientnet-b0", neck, tuple(f"c{i}" for i in range(20)),
-                                 tuple(map(tuple, anchors.tolist())), size, assigner="v5" if neck == "yolov5"
-                                 else "v3")
-                config = TrainConfig(train="-", val="-", run_dir="-", model=spec, batch_size=batch,
-                                     nominal_batch_size=0)
-                model = build_model_for(config)
-                model.compile(optimizer=make_optimizer(config, 1000, 0), loss=make_losses(config))
-                pipeline = build_dataset(annotations, (size, size), batch, training=True, augment=config.augment)
-                images, boxes = next(iter(pipeline))
-                in_memory = tf.data.Dataset.from_tensors((images, (boxes,) * 3)).repeat()
+                config = training_config(backbone, args.neck, size, batch)
+                pipeline = pipeline_batches(config, annotations)
+                batches = in_memory(pipeline)
+                images = next(iter(batches))[0]
+                step_s = {}
+                for fused in (False, True):
+                    model = compiled_detector(config)
+                    set_fused_kernels(model, fused)
+                    step_s[fused] = median_fit_step(model, batches, args.steps, args.warmup)
                 forward = tf.function(lambda x, model=model: model(x, training=False))
-                forward_ms = time_calls(lambda f=forward, x=images: f(x), args.steps, args.warmup)
-                forward_s = statistics.median(forward_ms) / 1000
-                step_s = median_fit_step(model, in_memory, args.steps, args.warmup)
+                forward_s = statistics.median(time_calls(lambda f=forward, x=images: f(x), args.steps,
+                                                         args.warmup)) / 1000
                 pipeline_s = median_batch_time(pipeline, args.steps, args.warmup)
                 full_s = median_fit_step(model, with_level_targets(pipeline), args.steps, args.warmup)
-                print(f"| B0 + {neck} | {precision} | {forward_s * 1000:.0f} | {step_s * 1000:.0f} | "
-                      f"{batch / step_s:.1f} | {pipeline_s * 1000:.0f} | {full_s * 1000:.0f} | "
-                      f"{batch / full_s:.1f} | {pipeline_s / full_s:.0%} |", flush=True)
+                rows.append((backbone, precision, forward_s, step_s[False], step_s[True], pipeline_s, full_s))
+                print(f"  measured {backbone} {precision}", file=sys.stderr, flush=True)
         keras.mixed_precision.set_dtype_policy("float32")
+    if args.peer_python:
+        peer.append(peer_step_seconds(args))
+        print(f"YOLOv8n step (Ultralytics, in memory): {peer[0] * 1000:.0f} ms before, {peer[1] * 1000:.0f} ms after")
+    peer_s = statistics.mean(peer) if peer else float("nan")
+    print("| backbone | precision | forward ms | step, Keras ops ms | step, fused ms | speed-up | images/s | "
+          "fit + pipeline ms | images/s | pipeline share | ÷ YOLOv8n step |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for backbone, precision, forward_s, keras_s, fused_s, pipeline_s, full_s in rows:
+        print(f"| {backbone} | {precision} | {forward_s * 1000:.0f} | {keras_s * 1000:,.0f} | {fused_s * 1000:,.0f} | "
+              f"{keras_s / fused_s:.2f}× | {batch / fused_s:.1f} | {full_s * 1000:,.0f} | {batch / full_s:.1f} | "
+              f"{pipeline_s / full_s:.0%} | {fused_s / peer_s:.2f}× |")
     return 0
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass, replace
 import keras
 from keras import layers
 
+from nets.fused import BatchNormalization, activation_layer
+
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
 
@@ -144,7 +146,7 @@ def conv_bn(x: keras.KerasTensor, filters: int, kernel_size: int, name: str, bn_
     """Bias-free 'same' conv + BatchNorm with Keras' EfficientNet initialiser, named `name` and `bn_name`."""
     x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
                       kernel_initializer=CONV_INITIALIZER, name=name)(x)
-    return layers.BatchNormalization(momentum=bn_momentum, name=bn_name)(x)
+    return BatchNormalization(momentum=bn_momentum, name=bn_name)(x)
 
 
 def squeeze_excite(x: keras.KerasTensor, filters_in: int, se_ratio: float, name: str,
@@ -184,13 +186,13 @@ def mbconv_block(
     filters = filters_in * args.expand_ratio
     if args.expand_ratio != 1:
         x = conv_bn(x, filters, 1, f"{name}expand_conv", f"{name}expand_bn", bn_momentum=bn_momentum)
-        x = layers.Activation(activation, name=f"{name}expand_activation")(x)
+        x = activation_layer(activation, name=f"{name}expand_activation")(x)
     if strides == 2:
         x = layers.ZeroPadding2D(_same_pad_for_stride2(x.shape[1], args.kernel_size), name=f"{name}dwconv_pad")(x)
     x = layers.DepthwiseConv2D(args.kernel_size, strides=strides, padding="valid" if strides == 2 else "same",
                                use_bias=False, depthwise_initializer=CONV_INITIALIZER, name=f"{name}dwconv")(x)
-    x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}bn")(x)
-    x = layers.Activation(activation, name=f"{name}activation")(x)
+    x = BatchNormalization(momentum=bn_momentum, name=f"{name}bn")(x)
+    x = activation_layer(activation, name=f"{name}activation")(x)
 
     if args.se_ratio > 0:
         x = squeeze_excite(x, filters_in, args.se_ratio, name, activation)
@@ -264,8 +266,8 @@ def _build(scale: Scaling, rules: Rules, input_shape: tuple, drop_connect_rate: 
     x = layers.ZeroPadding2D(_same_pad_for_stride2(input_shape[0], 3), name="stem_conv_pad")(x)
     x = layers.Conv2D(stem_filters, 3, strides=2, padding="valid", use_bias=False,
                       kernel_initializer=CONV_INITIALIZER, name="stem_conv")(x)
-    x = layers.BatchNormalization(momentum=bn_momentum, name="stem_bn")(x)
-    x = layers.Activation(rules.activation, name="stem_activation")(x)
+    x = BatchNormalization(momentum=bn_momentum, name="stem_bn")(x)
+    x = activation_layer(rules.activation, name="stem_activation")(x)
 
     for stage_index, repeat, drop_rate, block_name in block_schedule(stage_repeats(scale, rules), drop_connect_rate):
         stage = BLOCKS[stage_index] if rules.squeeze_excite else replace(BLOCKS[stage_index], se_ratio=0.0)
@@ -283,7 +285,7 @@ def _build(scale: Scaling, rules: Rules, input_shape: tuple, drop_connect_rate: 
 
     head_filters = round_filters(HEAD_FILTERS, scale.width) if rules.scale_stem_and_head else HEAD_FILTERS
     x = conv_bn(x, head_filters, 1, "top_conv", "top_bn", bn_momentum=bn_momentum)
-    x = layers.Activation(rules.activation, name="top_activation")(x)
+    x = activation_layer(rules.activation, name="top_activation")(x)
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = layers.Dropout(scale.dropout, name="top_dropout")(x)

@@ -27,6 +27,7 @@ from nets.efficientnet import (
     residual_with_drop_connect,
     squeeze_excite,
 )
+from nets.fused import BatchNormalization, activation_layer
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def v2_block(
     if stage.fused:
         if stage.expand_ratio != 1:
             x = conv_bn(x, expanded, k, f"{name}expand_conv", f"{name}expand_bn", strides, bn_momentum)
-            x = layers.Activation("swish", name=f"{name}expand_activation")(x)
+            x = activation_layer("swish", name=f"{name}expand_activation")(x)
         if stage.se_ratio > 0:
             x = squeeze_excite(x, filters_in, stage.se_ratio, name)
         # Without expansion the single conv is the k×k strided one, and it keeps its activation.
@@ -129,15 +130,15 @@ def v2_block(
         x = conv_bn(x, filters_out, k if single else 1, f"{name}project_conv", f"{name}project_bn",
                     strides if single else 1, bn_momentum)
         if single:
-            x = layers.Activation("swish", name=f"{name}project_activation")(x)
+            x = activation_layer("swish", name=f"{name}project_activation")(x)
     else:
         if stage.expand_ratio != 1:
             x = conv_bn(x, expanded, 1, f"{name}expand_conv", f"{name}expand_bn", bn_momentum=bn_momentum)
-            x = layers.Activation("swish", name=f"{name}expand_activation")(x)
+            x = activation_layer("swish", name=f"{name}expand_activation")(x)
         x = layers.DepthwiseConv2D(k, strides=strides, padding="same", use_bias=False,
                                    depthwise_initializer=CONV_INITIALIZER, name=f"{name}dwconv2")(x)
-        x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}bn")(x)
-        x = layers.Activation("swish", name=f"{name}activation")(x)
+        x = BatchNormalization(momentum=bn_momentum, name=f"{name}bn")(x)
+        x = activation_layer("swish", name=f"{name}activation")(x)
         if stage.se_ratio > 0:
             x = squeeze_excite(x, filters_in, stage.se_ratio, name)
         x = conv_bn(x, filters_out, 1, f"{name}project_conv", f"{name}project_bn", bn_momentum=bn_momentum)
@@ -177,7 +178,7 @@ def build_efficientnet_v2(
     else:
         x = layers.Rescaling(1.0 / 128.0, offset=-1.0, name="rescaling")(inputs)
     x = conv_bn(x, round_filters_v2(stages[0].filters_in, spec.width), 3, "stem_conv", "stem_bn", 2, bn_momentum)
-    x = layers.Activation("swish", name="stem_activation")(x)
+    x = activation_layer("swish", name="stem_activation")(x)
 
     for stage_index, repeat, drop_rate, block_name in block_schedule(stage_repeats(variant), drop_connect_rate):
         stage = stages[stage_index]
@@ -193,5 +194,5 @@ def build_efficientnet_v2(
         )
 
     x = conv_bn(x, round_filters_v2(1280, spec.width), 1, "top_conv", "top_bn", bn_momentum=bn_momentum)
-    x = layers.Activation("swish", name="top_activation")(x)
+    x = activation_layer("swish", name="top_activation")(x)
     return keras.Model(inputs, x, name=name or f"efficientnetv2-{variant}")

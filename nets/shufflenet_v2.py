@@ -19,6 +19,7 @@ import keras
 from keras import layers, ops
 
 from nets.efficientnet import IMAGENET_MEAN_RGB, IMAGENET_STDDEV_RGB
+from nets.fused import BatchNormalization
 
 # width -> output channels of the stem, stages 2, 3, 4 and conv5 (the paper's Table 5).
 STAGE_CHANNELS: dict[float, tuple[int, int, int, int, int]] = {
@@ -76,13 +77,13 @@ class ChannelHalf(layers.Layer):
 def _conv_bn(x: keras.KerasTensor, filters: int, kernel_size: int, name: str, strides: int = 1,
              relu: bool = True, bn_momentum: float = 0.97) -> keras.KerasTensor:
     x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(momentum=bn_momentum, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    x = BatchNormalization(momentum=bn_momentum, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
 def _depthwise_bn(x: keras.KerasTensor, strides: int, name: str, bn_momentum: float) -> keras.KerasTensor:
     x = layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, name=f"{name}_dwconv")(x)
-    return layers.BatchNormalization(momentum=bn_momentum, epsilon=BN_EPSILON, name=f"{name}_dwbn")(x)
+    return BatchNormalization(momentum=bn_momentum, epsilon=BN_EPSILON, name=f"{name}_dwbn")(x)
 
 
 def shuffle_unit(x: keras.KerasTensor, filters_out: int, strides: int, name: str,
