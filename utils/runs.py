@@ -8,6 +8,7 @@ from pathlib import Path
 
 import keras
 
+import nets.fused  # noqa: F401  (registers the fused BatchNormalization and Swish layers)
 import nets.loss  # noqa: F401  (registers the losses so compiled checkpoints deserialize)
 import nets.loss_v5  # noqa: F401
 import nets.shufflenet_v2  # noqa: F401  (registers its channel split/shuffle layers)
