@@ -107,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from nets.yolo import build_yolo
+    from utils.annotations import read_anchors
     from utils.model_stats import model_flops
 
-    anchors416 = np.loadtxt(Path(__file__).resolve().parent.parent / "model_data" / "yolo_anchors.txt",
-                            delimiter=",").reshape(9, 2)
+    anchors416 = read_anchors(Path(__file__).resolve().parent.parent / "model_data" / "yolo_anchors.txt")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"batch 1, post-processing included, medians of {args.runs} calls")
     peer_ms = {size: peer_onnx_ms(args.peer_onnx, size, args.warmup, args.runs) for size in args.sizes

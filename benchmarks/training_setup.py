@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from utils.annotations import Annotation, read_annotations, read_class_names
+from utils.annotations import Annotation, read_anchors, read_annotations, read_class_names
 from utils.config import ModelSpec, TrainConfig
 from utils.dataloader import build_dataset
 from utils.synthetic import generate_synthetic_voc
@@ -32,7 +31,7 @@ def training_annotations(workdir: Path, annotations_file: str | None = None) -> 
 
 
 def training_config(backbone: str, neck: str, input_size: int, batch_size: int) -> TrainConfig:
-    anchors = np.loadtxt(ROOT / "model_data" / "yolo_anchors.txt", delimiter=",").reshape(9, 2) * input_size / 416
+    anchors = read_anchors(ROOT / "model_data" / "yolo_anchors.txt") * input_size / 416
     spec = ModelSpec(backbone, neck, tuple(f"c{i}" for i in range(NUM_CLASSES)), tuple(map(tuple, anchors.tolist())),
                      input_size, assigner="v5" if neck == "yolov5" else "v3")
     return TrainConfig(train="-", val="-", run_dir="-", model=spec, batch_size=batch_size, nominal_batch_size=0)
