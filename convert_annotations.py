@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from utils.annotations import format_line, read_class_names
-from utils.fileio import atomic_write_text
-from utils.formats import convert_coco, convert_yolo
+from utils.data.annotations import format_line, read_class_names
+from utils.data.formats import convert_coco, convert_yolo
+from utils.io.files import atomic_write_text
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,6 +48,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from utils.cli import run_cli
+    from utils.cli.errors import run_cli
 
     run_cli(main)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from utils.exported import export_format  # noqa: E402
-from utils.map import COCO_ENGINES  # noqa: E402  (numpy only: keeps --help fast)
+from utils.evaluation.metrics import COCO_ENGINES  # noqa: E402  (numpy only: keeps --help fast)
+from utils.export.runtimes import export_format  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,8 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def detect_with_export(args: argparse.Namespace, annotations: list) -> tuple[list, list, list[str]]:
     """Run an exported model over the readable annotated images (its score threshold, NMS IoU and detection cap
     are those it was exported with)."""
-    from utils.exported import ExportedDetector
-    from utils.sample_check import split_readable, unusable_reasons
+    from utils.data.sample_check import split_readable, unusable_reasons
+    from utils.export.runtimes import ExportedDetector
 
     detector = ExportedDetector(args.run)
     meta = detector.metadata
@@ -64,9 +64,9 @@ def detect_with_export(args: argparse.Namespace, annotations: list) -> tuple[lis
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from utils.annotations import check_class_ids, read_annotations, read_class_names
-    from utils.detections import read_results_json, write_results_json
-    from utils.map_report import ReportOptions, write_report
+    from utils.data.annotations import check_class_ids, read_annotations, read_class_names
+    from utils.evaluation.report import ReportOptions, write_report
+    from utils.ops.detections import read_results_json, write_results_json
 
     annotations, problems = read_annotations(args.annotations, strict=False)
     for problem in problems:
@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         out_dir = Path(args.out_dir) if args.out_dir else Path(args.run).resolve().parent / "map"
         write_results_json(out_dir / "detections.json", detections, [a.image_path for a in annotations])
     elif args.run:
-        from utils.evaluation import detect_annotations
-        from utils.runs import load_detector, resolve_model_path
+        from utils.evaluation.evaluate import detect_annotations
+        from utils.inference.loading import load_detector, resolve_model_path
 
         model, config = load_detector(args.run)
         class_names = list(config.model.class_names)
@@ -104,6 +104,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from utils.cli import run_cli
+    from utils.cli.errors import run_cli
 
     run_cli(main)

@@ -28,9 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from utils.anchors import ANCHOR_FILE_SIZE, anchor_fit, kmeans_anchors, letterboxed_box_shapes
-    from utils.annotations import read_anchors, read_annotations
-    from utils.fileio import atomic_write_text
+    from utils.data.anchors import ANCHOR_FILE_SIZE, anchor_fit, kmeans_anchors, letterboxed_box_shapes
+    from utils.data.annotations import read_anchors, read_annotations
+    from utils.io.files import atomic_write_text
 
     annotations, _ = read_annotations(args.annotations, strict=False)
     shapes = letterboxed_box_shapes(annotations, args.input_size)
@@ -48,6 +48,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from utils.cli import run_cli
+    from utils.cli.errors import run_cli
 
     run_cli(main)

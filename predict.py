@@ -103,7 +103,7 @@ def output_paths(inputs: list[str], output: str) -> list[Path]:
 def readable_inputs(inputs: list[str], targets: list[Path]) -> tuple[list[str], list[Path], list[str]]:
     """The inputs that exist and decode (one parallel decode pass), their targets, and a `path: reason` line per
     input left out. Raises ValueError when none is readable."""
-    from utils.sample_check import readable_paths, unusable_reasons
+    from utils.data.sample_check import readable_paths, unusable_reasons
 
     readable, missing, unreadable = readable_paths(inputs)
     skipped = unusable_reasons(missing, unreadable)
@@ -117,7 +117,7 @@ def readable_inputs(inputs: list[str], targets: list[Path]) -> tuple[list[str], 
 def check_images(paths: list[str]) -> None:
     """Stop before any model is loaded if an input is missing or does not decode, naming it. One parallel decode
     pass with the decoder inference uses; no image is kept, so a folder of any size fits in memory."""
-    from utils.sample_check import find_unreadable
+    from utils.data.sample_check import find_unreadable
 
     for path in paths:
         if not Path(path).is_file():
@@ -129,7 +129,7 @@ def check_images(paths: list[str]) -> None:
 
 def detector_for(args: argparse.Namespace):
     """The Keras detector of a run, or an exported model behind the same interface."""
-    from utils.exported import ExportedDetector, export_format
+    from utils.export.runtimes import ExportedDetector, export_format
 
     if export_format(args.run):
         if args.xla or not args.letterbox:
@@ -139,7 +139,7 @@ def detector_for(args: argparse.Namespace):
         if args.nms_iou != detector.metadata.nms_iou:
             print(f"note: {args.run} applies the NMS IoU it was exported with ({detector.metadata.nms_iou})")
         return detector
-    from utils.inference import Detector
+    from utils.inference.detector import Detector
 
     return Detector(args.run, args.confidence, args.nms_iou, args.max_detections, args.classes, args.letterbox,
                     args.xla)
@@ -147,11 +147,11 @@ def detector_for(args: argparse.Namespace):
 
 def run_stills(args: argparse.Namespace, inputs: list[str], targets: list[Path], batch_size: int) -> int:
     """Shared by `image` and `dir`: detect, draw, and write the optional crops, counts, JSON and lines."""
-    from utils.detections import write_results_json
-    from utils.draw import draw_detections, save_image
-    from utils.fileio import atomic_write_json
-    from utils.images import read_bgr
-    from utils.prediction_outputs import count_text, save_crops, write_annotation_lines
+    from utils.data.images import read_bgr
+    from utils.inference.draw import draw_detections, save_image
+    from utils.inference.outputs import count_text, save_crops, write_annotation_lines
+    from utils.io.files import atomic_write_json
+    from utils.ops.detections import write_results_json
 
     inputs, targets, skipped = readable_inputs(inputs, targets)
     detector = detector_for(args)
@@ -183,7 +183,7 @@ def run_dir(args: argparse.Namespace) -> int:
     root = Path(args.input)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: folder not found")
-    from utils.formats import IMAGE_SUFFIXES
+    from utils.data.formats import IMAGE_SUFFIXES
 
     inputs = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not inputs:
@@ -204,8 +204,8 @@ def open_video(source: str):
 def run_video(args: argparse.Namespace) -> int:
     import cv2
 
-    from utils.draw import draw_detections
-    from utils.prediction_outputs import count_text
+    from utils.inference.draw import draw_detections
+    from utils.inference.outputs import count_text
 
     capture = open_video(args.input)
     detector = detector_for(args)
@@ -250,14 +250,14 @@ def run_video(args: argparse.Namespace) -> int:
 
 
 def run_fps(args: argparse.Namespace) -> int:
-    from utils.runs import load_detector
-    from utils.speed import detector_latency, exported_latency, format_timings
+    from utils.inference.latency import detector_latency, exported_latency, format_timings
+    from utils.inference.loading import load_detector
 
     model, config = load_detector(args.run)
     timings = detector_latency(model, config.model.anchor_array(), config.model.assigner, args.batch_sizes,
                                args.runtimes, runs=args.runs)
     input_hw = (config.model.input_size, config.model.input_size)
-    from utils.exported import litert_runner, onnx_runner, saved_model_runner
+    from utils.export.runtimes import litert_runner, onnx_runner, saved_model_runner
 
     if args.saved_model:
         timings += exported_latency("saved_model", saved_model_runner(args.saved_model), input_hw,
@@ -276,10 +276,10 @@ def run_fps(args: argparse.Namespace) -> int:
 def run_heatmap(args: argparse.Namespace) -> int:
     import cv2
 
-    from utils.draw import save_image
-    from utils.heatmap import heatmap_panels, objectness_maps
-    from utils.images import read_bgr
-    from utils.runs import load_detector
+    from utils.data.images import read_bgr
+    from utils.inference.draw import save_image
+    from utils.inference.heatmap import heatmap_panels, objectness_maps
+    from utils.inference.loading import load_detector
 
     check_images(args.input)
     model, _ = load_detector(args.run)
@@ -299,9 +299,9 @@ def parity_images(args: argparse.Namespace, config, detector, wanted: int = 4, s
     Raises:
         ValueError when no candidate image gets a detection.
     """
-    from utils.annotations import read_annotations
-    from utils.images import read_rgb
-    from utils.sample_check import readable_paths
+    from utils.data.annotations import read_annotations
+    from utils.data.images import read_rgb
+    from utils.data.sample_check import readable_paths
 
     if args.check_images:
         candidates = list(args.check_images)
@@ -335,10 +335,10 @@ def calibration_images(args: argparse.Namespace, input_hw: tuple[int, int]) -> l
     import numpy as np
     import tensorflow as tf
 
-    from utils.annotations import read_annotations
-    from utils.bbox import letterbox_image
-    from utils.images import read_rgb
-    from utils.sample_check import split_readable
+    from utils.data.annotations import read_annotations
+    from utils.data.images import read_rgb
+    from utils.data.sample_check import split_readable
+    from utils.ops.coding import letterbox_image
 
     if not args.calibration:
         raise ValueError("--quantize int8 needs --calibration FILE (annotation lines or image paths)")
@@ -353,9 +353,9 @@ def calibration_images(args: argparse.Namespace, input_hw: tuple[int, int]) -> l
 def export_map_change(args: argparse.Namespace, detector, exported) -> tuple[str, float]:
     """mAP of the export and of the Keras model, at the export's thresholds, on `--annotations`: the report line
     and the drop in mAP@.5."""
-    from utils.annotations import read_annotations
-    from utils.map import evaluate_detections
-    from utils.sample_check import split_readable
+    from utils.data.annotations import read_annotations
+    from utils.data.sample_check import split_readable
+    from utils.evaluation.metrics import evaluate_detections
 
     annotations = split_readable(read_annotations(args.annotations, strict=False)[0])[0]
     paths = [a.image_path for a in annotations]
@@ -372,10 +372,10 @@ def export_map_change(args: argparse.Namespace, detector, exported) -> tuple[str
 def run_export(args: argparse.Namespace) -> int:
     import tempfile
 
-    from utils.export import compare, export_litert, export_onnx, export_saved_model
-    from utils.exported import ExportedDetector, ExportMetadata, write_metadata
-    from utils.fileio import check_writable
-    from utils.inference import Detector
+    from utils.export.runtimes import ExportedDetector, ExportMetadata, write_metadata
+    from utils.export.writers import compare, export_litert, export_onnx, export_saved_model
+    from utils.inference.detector import Detector
+    from utils.io.files import check_writable
 
     if args.quantize and args.format != "litert":
         raise ValueError(f"--quantize applies to --format litert, not {args.format}")
@@ -439,6 +439,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from utils.cli import run_cli
+    from utils.cli.errors import run_cli
 
     run_cli(main)

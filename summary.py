@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def classify(image_path: str, backbone: str, weights: str) -> int:
     from nets.classify import imagenet_top5
-    from utils.images import read_rgb
+    from utils.data.images import read_rgb
 
     top5 = imagenet_top5(read_rgb(image_path), backbone, weights)
     for rank, (class_id, name, probability) in enumerate(top5, start=1):
@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.classify:
         return classify(args.classify, backbone, args.backbone_weights)
     from nets.backbones import backbone_names
+    from nets.model_stats import detector_parts
     from nets.yolo import build_yolo
-    from utils.model_stats import detector_parts
 
     shape = (args.input_size, args.input_size, 3)
     if args.all:
@@ -67,6 +67,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from utils.cli import run_cli
+    from utils.cli.errors import run_cli
 
     run_cli(main)

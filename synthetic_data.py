@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from utils.synthetic import generate_synthetic_voc
+from utils.data.synthetic import generate_synthetic_voc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +24,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from utils.cli import run_cli
+    from utils.cli.errors import run_cli
 
     run_cli(main)

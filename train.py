@@ -20,8 +20,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from utils.annotations import read_anchors, read_class_names  # noqa: E402
-from utils.config import (  # noqa: E402
+from utils.config.run_config import (  # noqa: E402
     DEFAULT_LR,
     LR_DECAYS,
     OPTIMIZERS,
@@ -30,7 +29,8 @@ from utils.config import (  # noqa: E402
     TrainConfig,
     load_config,
 )
-from utils.config import FIXED_ON_RESUME as FIXED_CONFIG_FIELDS  # noqa: E402
+from utils.config.run_config import FIXED_ON_RESUME as FIXED_CONFIG_FIELDS  # noqa: E402
+from utils.data.annotations import read_anchors, read_class_names  # noqa: E402
 
 DEFAULT_ANCHORS = Path(__file__).resolve().parent / "model_data" / "yolo_anchors.txt"
 
@@ -259,8 +259,8 @@ def resolve_config(argv: list[str] | None) -> tuple[TrainConfig, bool]:
 
 def with_checked_anchors(config: TrainConfig, recompute: bool) -> TrainConfig:
     """Check the anchors against the training boxes (warn below 98% best-possible recall; replace if asked)."""
-    from utils.anchors import check_anchors
-    from utils.annotations import read_annotations
+    from utils.data.anchors import check_anchors
+    from utils.data.annotations import read_annotations
 
     spec = config.model
     anchors = check_anchors(read_annotations(config.train, strict=False)[0], spec.anchor_array(), spec.input_size,
@@ -274,13 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="%(message)s")
     logging.getLogger("utils").setLevel(logging.INFO)
     config, fresh = resolve_config(argv)
-    from utils.distribute import make_strategy
+    from utils.training.distribute import make_strategy
 
     strategy = make_strategy(config.strategy)  # before any TensorFlow op: multi-worker collectives need that
     if fresh:
         config = with_checked_anchors(config, recompute=parse_args(argv).autoanchor)
-    from utils.run_directory import resume_command
-    from utils.training import train
+    from utils.training.run_directory import resume_command
+    from utils.training.trainer import train
 
     try:
         metrics = train(config, strategy, resume=not fresh)
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from utils.cli import run_cli
+    from utils.cli.errors import run_cli
 
     # Ctrl-C (SIGINT) stops training even when a launcher ignored it for its children (a background job of a
     # non-interactive shell inherits SIGINT ignored, and Python then leaves it ignored).

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from utils.annotations import read_anchors, read_annotations, read_class_names
-from utils.voc import DIFFICULT_POLICIES, convert_voc, format_summary
+from utils.data.annotations import read_anchors, read_annotations, read_class_names
+from utils.data.voc import DIFFICULT_POLICIES, convert_voc, format_summary
 
 DEFAULT_ANCHORS = Path(__file__).resolve().parent / "model_data" / "yolo_anchors.txt"
 
@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def check(paths: list[str], class_names: list[str], input_size: int, anchors_path: str) -> int:
     """Print the doctor's report of each file; 1 if any has boxes that are wrong (not merely unusual)."""
-    from utils.doctor import diagnose, format_report
+    from utils.data.doctor import diagnose, format_report
 
     anchors = read_anchors(anchors_path) * (input_size / 416)
     worst = 0
@@ -70,6 +70,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from utils.cli import run_cli
+    from utils.cli.errors import run_cli
 
     run_cli(main)

@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     from nets.backbones import backbone_names
+    from nets.model_stats import detector_parts
     from nets.yolo import build_yolo
-    from utils.model_stats import detector_parts
 
     size = args.input_size
     images = tf.constant(np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype("float32"))

@@ -60,10 +60,10 @@ def runtime_calls(runtimes: list[str], model, anchors, box_coding: str, workdir:
     import numpy as np
     import tensorflow as tf
 
-    from utils.bbox import letterbox_image
-    from utils.evaluation import detection_function
-    from utils.export import export_litert, export_onnx, export_saved_model
-    from utils.exported import batch_runner
+    from utils.evaluation.evaluate import detection_function
+    from utils.export.runtimes import batch_runner
+    from utils.export.writers import export_litert, export_onnx, export_saved_model
+    from utils.ops.coding import letterbox_image
 
     input_hw = tuple(int(v) for v in model.input_shape[1:3])
     calls = {}
@@ -96,7 +96,7 @@ def runtime_calls(runtimes: list[str], model, anchors, box_coding: str, workdir:
 
 
 def median_ms(call, images, warmup: int, runs: int) -> float:
-    from utils.speed import time_calls
+    from utils.inference.latency import time_calls
 
     return statistics.median(time_calls(lambda: call(images), runs, warmup))
 
@@ -106,9 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import numpy as np
 
+    from nets.model_stats import model_flops
     from nets.yolo import build_yolo
-    from utils.annotations import read_anchors
-    from utils.model_stats import model_flops
+    from utils.data.annotations import read_anchors
 
     anchors416 = read_anchors(Path(__file__).resolve().parent.parent / "model_data" / "yolo_anchors.txt")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "

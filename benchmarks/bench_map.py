@@ -20,11 +20,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import get_map  # noqa: E402
-from utils.annotations import format_line, read_annotations  # noqa: E402
-from utils.detections import read_results_json  # noqa: E402
-from utils.error_analysis import analyse_errors  # noqa: E402
-from utils.map import ap_per_class, coco_metrics  # noqa: E402
-from utils.matching import Matching  # noqa: E402
+from utils.data.annotations import format_line, read_annotations  # noqa: E402
+from utils.evaluation.errors import analyse_errors  # noqa: E402
+from utils.evaluation.matching import Matching  # noqa: E402
+from utils.evaluation.metrics import ap_per_class, coco_metrics  # noqa: E402
+from utils.ops.detections import read_results_json  # noqa: E402
 
 
 def write_case(folder: Path, images: int, per_image: int, classes: int, seed: int = 0) -> dict[str, Path]:

@@ -23,10 +23,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from reference_loader import ReferenceLoader  # noqa: E402
 
-from utils.annotations import read_annotations, read_class_names  # noqa: E402
-from utils.config import AugmentConfig  # noqa: E402
-from utils.dataloader import build_dataset  # noqa: E402
-from utils.voc import convert_voc  # noqa: E402
+from utils.config.run_config import AugmentConfig  # noqa: E402
+from utils.data.annotations import read_annotations, read_class_names  # noqa: E402
+from utils.data.pipeline import build_dataset  # noqa: E402
+from utils.data.voc import convert_voc  # noqa: E402
 
 
 def images_per_second(next_batch, batch_size: int, batches: int) -> float:
@@ -40,7 +40,7 @@ def save_grid(images: np.ndarray, boxes: np.ndarray, class_names: list[str], pat
     """Augmented samples with their boxes, one tile each, class names on the boxes."""
     import cv2
 
-    from utils.draw import class_colours
+    from utils.inference.draw import class_colours
 
     colours = class_colours(len(class_names))
     tiles = []

@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         training_config,
     )
     from nets.fused import set_fused_kernels
-    from utils.dataloader import with_level_targets
-    from utils.speed import time_calls
+    from utils.data.pipeline import with_level_targets
+    from utils.inference.latency import time_calls
 
     size, batch = args.input_size, args.batch_size
     peer = [peer_step_seconds(args)] if args.peer_python else []

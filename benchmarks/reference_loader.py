@@ -10,8 +10,8 @@ import math
 import numpy as np
 from PIL import Image
 
-from utils.annotations import Annotation
-from utils.augment import FILL_VALUE, AugmentConfig
+from utils.data.annotations import Annotation
+from utils.data.augment import FILL_VALUE, AugmentConfig
 
 FILL = int(FILL_VALUE)
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from utils.annotations import Annotation, read_anchors, read_annotations, read_class_names
-from utils.config import ModelSpec, TrainConfig
-from utils.dataloader import build_dataset
-from utils.synthetic import generate_synthetic_voc
-from utils.training import build_model_for, make_losses, make_optimizer
-from utils.voc import convert_voc
+from utils.config.run_config import ModelSpec, TrainConfig
+from utils.data.annotations import Annotation, read_anchors, read_annotations, read_class_names
+from utils.data.pipeline import build_dataset
+from utils.data.synthetic import generate_synthetic_voc
+from utils.data.voc import convert_voc
+from utils.training.trainer import build_model_for, make_losses, make_optimizer
 
 ROOT = Path(__file__).resolve().parent.parent
 NUM_CLASSES = 20

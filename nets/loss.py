@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from utils.bbox import decode_level
-from utils.boxes import ciou, pairwise_iou, wh_iou
+from utils.ops.boxes import ciou, pairwise_iou, wh_iou
+from utils.ops.coding import decode_level
 
 # Objectness weight per level, stride 8 → 32: small objects' many cells get more say (YOLOv5's balance).
 LEVEL_BALANCE = (4.0, 1.0, 0.4)

@@ -17,8 +17,8 @@ import keras
 import tensorflow as tf
 
 from nets.loss import LEVEL_BALANCE, YoloLevelLoss, valid_box_mask
-from utils.bbox import decode_xywh
-from utils.boxes import ciou, cxcywh_to_xyxy
+from utils.ops.boxes import ciou, cxcywh_to_xyxy
+from utils.ops.coding import decode_xywh
 
 # (dx, dy) of the centre cell and its left, upper, right and lower neighbours.
 NEIGHBOUR_OFFSETS = ((0, 0), (-1, 0), (0, -1), (1, 0), (0, 1))

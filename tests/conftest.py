@@ -27,7 +27,7 @@ def shared_dataset(name: str) -> Path:
 @pytest.fixture(scope="session")
 def shapes_voc(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny synthetic VOC set (24 images, 96×96) shared by the slower end-to-end tests."""
-    from utils.synthetic import generate_synthetic_voc
+    from utils.data.synthetic import generate_synthetic_voc
 
     out = tmp_path_factory.mktemp("shapes")
     generate_synthetic_voc(out, num_images=24, seed=3, image_size=(96, 96))

@@ -1,0 +1,1 @@
+"""Typed, frozen run configuration: the one place every default is declared."""

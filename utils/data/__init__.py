@@ -1,0 +1,1 @@
+"""Reading, checking and converting annotations; the tf.data pipeline and its augmentations."""

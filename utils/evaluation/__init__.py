@@ -1,0 +1,1 @@
+"""mAP and its reports: matching detections to ground truth, metrics, plots, error analysis."""

@@ -1,0 +1,170 @@
+"""Evaluation pictures: PR curves per class, an AP bar chart, the confusion matrix, the error breakdown and a
+gallery of the worst images (true boxes against detections). Every file is written atomically."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from utils.evaluation.errors import DETECTION_KINDS, NOT_COUNTED  # noqa: E402
+from utils.io.files import atomic_write  # noqa: E402
+from utils.ops.detections import Detections  # noqa: E402
+
+MAX_CURVE_POINTS = 400
+TRUE_BOX_BGR = (0, 200, 0)
+MISSED_BGR = (0, 90, 0)
+KIND_BGR = {"true_positive": (255, 140, 0), "duplicate": (0, 165, 255), "class_confusion": (255, 0, 255),
+            "localisation": (0, 255, 255), "background": (0, 0, 255)}
+
+
+def save_figure(figure: plt.Figure, path: str | Path) -> None:
+    atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=100, format="png"))
+    plt.close(figure)
+
+
+def plot_pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, float | None]], path: str | Path,
+                   confidence_points: dict[str, tuple[float, float]] | None = None) -> None:
+    """One panel per class: precision against recall at IoU 0.5, its AP in the title, and (optionally) the
+    operating point at the confidence threshold marked."""
+    columns = min(4, max(len(curves), 1))
+    rows = math.ceil(len(curves) / columns)
+    width, height = 0.6 + 2.8 * columns, 0.9 + 2.6 * rows
+    figure, axes = plt.subplots(rows, columns, figsize=(width, height), squeeze=False, sharex=True, sharey=True)
+    # Fixed margins (in inches): tight_layout re-measures every tick label and costs a second on 20 panels.
+    figure.subplots_adjust(left=0.6 / width, right=1 - 0.15 / width, bottom=0.5 / height, top=1 - 0.35 / height,
+                           wspace=0.15, hspace=0.3)
+    for axis in axes.flat[len(curves):]:
+        axis.set_visible(False)
+    for axis, (name, (recall, precision, ap)) in zip(axes.flat, curves.items(), strict=False):
+        if len(recall) > MAX_CURVE_POINTS:  # thin dense curves; the envelope's shape is kept
+            keep = np.unique(np.linspace(0, len(recall) - 1, MAX_CURVE_POINTS).astype(int))
+            recall, precision = recall[keep], precision[keep]
+        axis.plot(recall, precision, linewidth=1.5)
+        if confidence_points and name in confidence_points:
+            axis.plot(*confidence_points[name], "o", color="tab:red", markersize=5)
+        axis.set_title(f"{name}  AP {ap:.3f}" if ap is not None else f"{name}  n/a", fontsize=9)
+        axis.grid(alpha=0.3)
+    axes[0, 0].set(xlim=(0, 1), ylim=(0, 1.02), xticks=(0, 0.25, 0.5, 0.75, 1), xticklabels=("0", "", "0.5", "", "1"))
+    for axis in axes[-1]:
+        axis.set_xlabel("recall")
+    for axis in axes[:, 0]:
+        axis.set_ylabel("precision")
+    save_figure(figure, path)
+
+
+def plot_ap_bars(per_class: dict[str, dict], path: str | Path) -> None:
+    """Horizontal bars of AP@0.5 and AP@[.5:.95] per class, best class on top."""
+    names = [n for n, entry in per_class.items() if entry["ap50"] is not None]
+    names.sort(key=lambda n: per_class[n]["ap50"])
+    ap50 = [per_class[n]["ap50"] for n in names]
+    ap50_95 = [per_class[n]["ap50_95"] or 0.0 for n in names]
+    positions = np.arange(len(names))
+    figure, axis = plt.subplots(figsize=(7, 0.35 * len(names) + 1.2))
+    axis.barh(positions + 0.2, ap50, height=0.4, label="AP@0.5")
+    axis.barh(positions - 0.2, ap50_95, height=0.4, label="AP@[.5:.95]")
+    for position, value in zip(positions, ap50, strict=True):
+        axis.text(value + 0.01, position + 0.2, f"{value:.3f}", va="center", fontsize=8)
+    axis.set(yticks=positions, yticklabels=names, xlim=(0, 1.1), xlabel="AP", title="AP per class")
+    axis.legend(loc="lower right")
+    figure.tight_layout()
+    save_figure(figure, path)
+
+
+def plot_confusion_matrix(confusion: np.ndarray, class_names: list[str], path: str | Path) -> None:
+    """Counts in each cell; colour is the share of each true class's row."""
+    labels_true, labels_pred = [*class_names, "background"], [*class_names, "missed"]
+    shares = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    size = 1.2 + 0.45 * len(labels_true)
+    figure, axis = plt.subplots(figsize=(size + 1.5, size))
+    image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    if len(labels_true) <= 30:
+        for (row, column), count in np.ndenumerate(confusion):
+            if count:
+                axis.text(column, row, str(count), ha="center", va="center", fontsize=7,
+                          color="white" if shares[row, column] > 0.5 else "black")
+    axis.set(xticks=range(len(labels_pred)), xticklabels=labels_pred, yticks=range(len(labels_true)),
+             yticklabels=labels_true, xlabel="predicted", ylabel="true", title="confusion matrix")
+    plt.setp(axis.get_xticklabels(), rotation=45, ha="right")
+    figure.colorbar(image, ax=axis, fraction=0.046, label="share of the true class")
+    figure.tight_layout()
+    save_figure(figure, path)
+
+
+def plot_error_breakdown(counts: dict[str, int], path: str | Path) -> None:
+    """Bars: true positives, each kind of false positive, and missed boxes."""
+    kinds = [*DETECTION_KINDS, "missed"]
+    figure, axis = plt.subplots(figsize=(7, 3.2))
+    bars = axis.bar(kinds, [counts[k] for k in kinds],
+                    color=["tab:blue", "tab:orange", "tab:purple", "gold", "tab:red", "tab:gray"])
+    axis.bar_label(bars, fontsize=8)
+    axis.set(ylabel="count", title="detections by outcome, and missed objects")
+    plt.setp(axis.get_xticklabels(), rotation=20, ha="right")
+    figure.tight_layout()
+    save_figure(figure, path)
+
+
+def draw_outcomes(image_bgr: np.ndarray, truth: np.ndarray, missed: np.ndarray, detections: Detections,
+                  kinds: np.ndarray, class_names: list[str]) -> np.ndarray:
+    """True boxes in green (missed ones in dark green, thick); counted detections coloured by outcome
+    (`KIND_BGR`) with class and score."""
+    canvas = image_bgr.copy()
+    thickness = max(1, round(min(canvas.shape[:2]) / 250))
+    for (x1, y1, x2, y2, *_), was_missed in zip(truth, missed, strict=True):
+        colour, width = (MISSED_BGR, 3 * thickness) if was_missed else (TRUE_BOX_BGR, thickness)
+        cv2.rectangle(canvas, (round(x1), round(y1)), (round(x2), round(y2)), colour, width)
+    for (x1, y1, x2, y2), score, class_id, kind in zip(detections.boxes, detections.scores, detections.classes,
+                                                       kinds, strict=True):
+        if kind == NOT_COUNTED:
+            continue
+        colour = KIND_BGR[DETECTION_KINDS[kind]]
+        cv2.rectangle(canvas, (round(x1), round(y1)), (round(x2), round(y2)), colour, thickness)
+        cv2.putText(canvas, f"{class_names[int(class_id)]} {score:.2f}", (round(x1), max(round(y1) - 3, 10)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
+    return canvas
+
+
+def fit_tile(image_bgr: np.ndarray, size: int) -> np.ndarray:
+    """Scale into a size × size tile, keeping the aspect ratio (grey padding)."""
+    height, width = image_bgr.shape[:2]
+    scale = size / max(height, width)
+    resized = cv2.resize(image_bgr, (max(1, round(width * scale)), max(1, round(height * scale))))
+    tile = np.full((size, size, 3), 114, np.uint8)
+    tile[:resized.shape[0], :resized.shape[1]] = resized
+    return tile
+
+
+def save_gallery(tiles: list[tuple[np.ndarray, str]], path: str | Path, tile_size: int = 360,
+                 columns: int = 4) -> None:
+    """Tiles with a caption strip each, in a grid, plus a colour legend on the last row."""
+    if not tiles:
+        return
+    caption_height = 22
+    cells = []
+    for image, caption in tiles:
+        cell = np.full((tile_size + caption_height, tile_size, 3), 255, np.uint8)
+        cell[caption_height:] = fit_tile(image, tile_size)
+        cv2.putText(cell, caption[:48], (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cells.append(cell)
+    columns = min(columns, len(cells))
+    cells += [np.full_like(cells[0], 255)] * (-len(cells) % columns)
+    grid = np.vstack([np.hstack(cells[i:i + columns]) for i in range(0, len(cells), columns)])
+    legend = np.full((26, grid.shape[1], 3), 255, np.uint8)
+    x = 4
+    for name, colour in [("true box", TRUE_BOX_BGR), ("missed box", MISSED_BGR), *KIND_BGR.items()]:
+        cv2.rectangle(legend, (x, 7), (x + 14, 19), colour, -1)
+        cv2.putText(legend, name, (x + 18, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        x += 30 + 9 * len(name)
+    image = np.vstack([grid, legend])
+
+    def write(tmp: Path) -> None:
+        if not cv2.imwrite(str(tmp), image):
+            raise OSError(f"{path}: OpenCV could not write the gallery")
+
+    atomic_write(path, write)

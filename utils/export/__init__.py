@@ -1,0 +1,1 @@
+"""Exporting a detector to SavedModel, ONNX and LiteRT, and running the exports."""

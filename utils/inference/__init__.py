@@ -1,0 +1,1 @@
+"""Running a trained detector: loading, batch prediction, drawing, heatmaps, latency."""

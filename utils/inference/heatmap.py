@@ -1,0 +1,40 @@
+"""Objectness heatmaps: where each output level (stride 8, 16, 32) believes objects are, over the image."""
+
+from __future__ import annotations
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+
+from utils.ops.coding import letterbox_image, letterbox_params
+
+
+def objectness_maps(model: keras.Model, image_rgb: np.ndarray) -> list[np.ndarray]:
+    """Per level, the highest objectness over its anchors (sigmoid, 0–1), mapped back onto the original image
+    (the letterbox padding cut away) as (H, W) float32."""
+    input_hw = tuple(int(v) for v in model.input_shape[1:3])
+    height, width = image_rgb.shape[:2]
+    outputs = model(letterbox_image(tf.constant(image_rgb), input_hw)[None], training=False)
+    scale, offset = (v.numpy() for v in letterbox_params(tf.constant([height, width]), input_hw))
+    maps = []
+    for raw in outputs:
+        heat = tf.reduce_max(tf.sigmoid(raw[0, ..., 4]), axis=-1).numpy()  # (H/s, W/s)
+        full = cv2.resize(heat, (input_hw[1], input_hw[0]), interpolation=cv2.INTER_LINEAR)
+        x0, y0 = int(round(offset[0])), int(round(offset[1]))
+        inner = full[y0:y0 + int(round(height * scale[1])), x0:x0 + int(round(width * scale[0]))]
+        maps.append(cv2.resize(inner, (width, height), interpolation=cv2.INTER_LINEAR))
+    return maps
+
+
+def heatmap_panels(image_bgr: np.ndarray, maps: list[np.ndarray], strides: tuple[int, ...] = (8, 16, 32),
+                   alpha: float = 0.5) -> np.ndarray:
+    """The image and one overlay per level side by side (JET colours: red = high objectness), labelled."""
+    panels = [image_bgr.copy()]
+    for heat, stride in zip(maps, strides, strict=True):
+        colour = cv2.applyColorMap(np.clip(heat * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+        panel = cv2.addWeighted(image_bgr, 1 - alpha, colour, alpha, 0)
+        cv2.putText(panel, f"stride {stride}: max {heat.max():.2f}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+        panels.append(panel)
+    return np.hstack(panels)

@@ -1,0 +1,1 @@
+"""Files: atomic writes and reads that name the file in their errors."""

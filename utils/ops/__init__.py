@@ -1,0 +1,1 @@
+"""Tensor ops: box geometry, box coding, letterbox, NMS; the detection result type."""

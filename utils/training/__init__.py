@@ -1,0 +1,1 @@
+"""`train(config)`: the fit loop, its callbacks, optimizers, schedules and run directory."""
