@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from utils.cli.errors import run_cli
 from utils.data.annotations import format_line, read_class_names
 from utils.data.formats import convert_coco, convert_yolo
 from utils.io.files import atomic_write_text
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     formats = parser.add_subparsers(dest="format", required=True)
     coco = formats.add_parser("coco", help="a COCO detection json and its image folder")
@@ -28,7 +29,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     yolo.add_argument("--classes", required=True, help="class list, one name a line, in YOLO class-id order")
     for sub in (coco, yolo):
         sub.add_argument("--out", required=True, help="annotation-line file to write")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return make_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +53,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from utils.cli.errors import run_cli
 
     run_cli(main)

@@ -15,11 +15,25 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from utils.evaluation.metrics import COCO_ENGINES  # noqa: E402  (numpy only: keeps --help fast)
-from utils.export.runtimes import export_format  # noqa: E402
+from utils.cli.errors import run_cli
+from utils.data.annotations import check_class_ids, read_annotations, read_class_names
+from utils.data.sample_check import split_readable, unusable_reasons
+from utils.evaluation.evaluate import detect_annotations, evaluation_decoder
+from utils.evaluation.metrics import (
+    COCO_ENGINES,
+    EVALUATION_NMS_IOU,
+    EVALUATION_SCORE_THRESHOLD,
+)
+from utils.evaluation.report import ReportOptions, write_report
+from utils.export.runtimes import (
+    ExportedDetector,
+    export_format,
+)
+from utils.inference.loading import load_detector, resolve_model_path
+from utils.ops.detections import read_results_json, write_results_json
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run-dir", "--model", dest="run",
@@ -33,9 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--confidence", "--pr-score", dest="confidence", type=float, default=0.5,
                         help="score a detection needs to count in precision / recall / F1, the error breakdown, "
                              "the confusion matrix and the gallery (APs use every detection)")
-    parser.add_argument("--score-threshold", type=float, default=0.001, help="inference: score kept before NMS")
-    parser.add_argument("--nms-iou", type=float, default=0.5, help="inference: NMS IoU threshold")
-    parser.add_argument("--max-detections", type=int, default=100, help="inference: detections kept per image")
+    parser.add_argument("--score-threshold", type=float, default=EVALUATION_SCORE_THRESHOLD,
+                        help="inference: score kept before NMS")
+    parser.add_argument("--nms-iou", type=float, default=EVALUATION_NMS_IOU, help="inference: NMS IoU threshold")
+    parser.add_argument("--max-detections", type=int, default=None,
+                        help="inference: detections kept per image (default: the model's own)")
     parser.add_argument("--batch-size", type=int, default=8, help="inference: images per forward pass")
     parser.add_argument("--voc-iou", type=float, nargs="*", default=[0.75],
                         help="extra IoU thresholds for VOC all-point mAP (0.5 is always reported)")
@@ -43,14 +59,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="COCO evaluator: the C++ port (fast) or pycocotools itself (reference)")
     parser.add_argument("--no-plots", action="store_true", help="write metrics only")
     parser.add_argument("--gallery", type=int, default=8, help="how many worst images the gallery shows")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return make_parser().parse_args(argv)
 
 
 def detect_with_export(args: argparse.Namespace, annotations: list) -> tuple[list, list, list[str]]:
     """Run an exported model over the readable annotated images (its score threshold, NMS IoU and detection cap
     are those it was exported with)."""
-    from utils.data.sample_check import split_readable, unusable_reasons
-    from utils.export.runtimes import ExportedDetector
 
     detector = ExportedDetector(args.run)
     meta = detector.metadata
@@ -64,9 +82,6 @@ def detect_with_export(args: argparse.Namespace, annotations: list) -> tuple[lis
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from utils.data.annotations import check_class_ids, read_annotations, read_class_names
-    from utils.evaluation.report import ReportOptions, write_report
-    from utils.ops.detections import read_results_json, write_results_json
 
     annotations, problems = read_annotations(args.annotations, strict=False)
     for problem in problems:
@@ -77,14 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         out_dir = Path(args.out_dir) if args.out_dir else Path(args.run).resolve().parent / "map"
         write_results_json(out_dir / "detections.json", detections, [a.image_path for a in annotations])
     elif args.run:
-        from utils.evaluation.evaluate import detect_annotations
-        from utils.inference.loading import load_detector, resolve_model_path
 
-        model, config = load_detector(args.run)
-        class_names = list(config.model.class_names)
-        annotations, detections, missing = detect_annotations(
-            model, config.model.anchor_array(), annotations, args.batch_size, args.score_threshold, args.nms_iou,
-            box_coding=config.model.assigner, max_detections=args.max_detections)
+        detector = load_detector(args.run)
+        class_names = list(detector.class_names)
+        decoder = evaluation_decoder(detector, args.score_threshold, args.nms_iou, args.max_detections)
+        annotations, detections, missing = detect_annotations(detector, annotations, args.batch_size, decoder)
         for reason in missing:
             print(f"skipped {reason}", file=sys.stderr)
         out_dir = Path(args.out_dir) if args.out_dir else resolve_model_path(args.run).parent / "map"
@@ -104,6 +116,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from utils.cli.errors import run_cli
 
     run_cli(main)

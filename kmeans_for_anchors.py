@@ -10,10 +10,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from utils.cli.errors import run_cli
+from utils.data.anchors import ANCHOR_FILE_SIZE, anchor_fit, kmeans_anchors, letterboxed_box_shapes
+from utils.data.annotations import read_anchors, read_annotations
+from utils.io.files import atomic_write_text
+
 DEFAULT_ANCHORS = Path(__file__).resolve().parent / "model_data" / "yolo_anchors.txt"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--annotations", required=True, help="annotation lines (the training split)")
@@ -23,14 +28,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threshold", type=float, default=4.0, help="anchor side-ratio limit (YOLOv5 anchor_t)")
     parser.add_argument("--compare", default=str(DEFAULT_ANCHORS), help="anchors file to compare against")
     parser.add_argument("--output", default=None, help="write the anchors here (w,h a line, pixels of a 416 input)")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return make_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from utils.data.anchors import ANCHOR_FILE_SIZE, anchor_fit, kmeans_anchors, letterboxed_box_shapes
-    from utils.data.annotations import read_anchors, read_annotations
-    from utils.io.files import atomic_write_text
 
     annotations, _ = read_annotations(args.annotations, strict=False)
     shapes = letterboxed_box_shapes(annotations, args.input_size)
@@ -48,6 +54,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from utils.cli.errors import run_cli
 
     run_cli(main)

@@ -13,23 +13,56 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import cv2
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+from utils.cli.errors import run_cli
+from utils.config.run_config import load_config
+from utils.data.images import read_bgr
+from utils.data.sample_check import (
+    find_unreadable,
+    readable_paths,
+    unusable_reasons,
+)
+from utils.export.policy import ExportRequest, export_and_check
+from utils.export.runtimes import ExportedDetector, export_format, litert_runner, onnx_runner, saved_model_runner
+from utils.export.writers import EXPORT_SCORE_THRESHOLD
+from utils.inference.batch import image_files
+from utils.inference.detector import Detector
+from utils.inference.draw import draw_detections, save_image
+from utils.inference.heatmap import heatmap_panels, objectness_maps
+from utils.inference.latency import detector_latency, exported_latency, format_timings
+from utils.inference.loading import (
+    load_detector,
+    resolve_model_path,
+)
+from utils.inference.outputs import count_text, save_crops, write_annotation_lines
+from utils.io.files import atomic_write_json
+from utils.ops.decoder import Decoder
+from utils.ops.detections import write_results_json
+
+
+def make_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--run-dir", "--model", dest="run", required=True,
                         help="run directory, .keras file, or an export (SavedModel folder, .onnx, .tflite)")
-    common.add_argument("--no-letterbox", dest="letterbox", action="store_false",
+    common.add_argument("--no-letterbox", dest="letterbox", action="store_false", default=None,
                         help="stretch images to the input size instead of letterboxing (Keras models)")
     common.add_argument("--xla", action="store_true",
                         help="XLA-compile model and decoding (Keras models; measure with fps first)")
-    common.add_argument("--confidence", type=float, default=0.5, help="minimum score to keep a detection")
-    common.add_argument("--nms-iou", type=float, default=0.45, help="IoU above which NMS removes a box")
-    common.add_argument("--max-detections", type=int, default=100)
+    decoder = {f.name: f.default for f in dataclasses.fields(Decoder)}
+    common.add_argument("--confidence", type=float, default=None,
+                        help="minimum score to keep a detection (default: the model's own, "
+                             f"{decoder['score_threshold']} unless set at export)")
+    common.add_argument("--nms-iou", type=float, default=None,
+                        help=f"IoU above which NMS removes a box (default: the model's, {decoder['iou_threshold']})")
+    common.add_argument("--max-detections", type=int, default=None,
+                        help=f"default: the model's, {decoder['max_detections']}")
     common.add_argument("--classes", nargs="+", metavar="NAME", help="keep only these classes")
     common.add_argument("--count", action="store_true", help="print per-class counts (and write counts.json)")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -73,10 +106,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     export.add_argument("--calibration", metavar="FILE",
                         help="int8: annotation lines (or a list of image paths) whose images calibrate the ranges")
     export.add_argument("--calibration-images", type=int, default=100, help="int8: at most this many")
-    export.add_argument("--confidence", type=float, default=0.25, help="score threshold baked into the export")
-    export.add_argument("--nms-iou", type=float, default=0.45)
-    export.add_argument("--max-detections", type=int, default=100)
-    export.add_argument("--no-letterbox", dest="letterbox", action="store_false",
+    export.add_argument("--confidence", type=float, default=EXPORT_SCORE_THRESHOLD,
+                        help="score threshold baked into the export (consumers can filter further)")
+    export.add_argument("--nms-iou", type=float, default=None, help="default: the model's own")
+    export.add_argument("--max-detections", type=int, default=None, help="default: the model's own")
+    export.add_argument("--no-letterbox", dest="letterbox", action="store_false", default=None,
                         help="stretch images to the input size instead of letterboxing")
     export.add_argument("--check-images", nargs="*", default=None,
                         help="images for the parity check (default: up to 4 of the run's validation images on which "
@@ -90,7 +124,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="quantized exports fail when mAP@.5 on --annotations falls by more than this")
     export.add_argument("--no-check", action="store_true",
                         help="export without the parity and mAP checks (a quantized export then has no verdict)")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return make_parser().parse_args(argv)
 
 
 def output_paths(inputs: list[str], output: str) -> list[Path]:
@@ -103,7 +141,6 @@ def output_paths(inputs: list[str], output: str) -> list[Path]:
 def readable_inputs(inputs: list[str], targets: list[Path]) -> tuple[list[str], list[Path], list[str]]:
     """The inputs that exist and decode (one parallel decode pass), their targets, and a `path: reason` line per
     input left out. Raises ValueError when none is readable."""
-    from utils.data.sample_check import readable_paths, unusable_reasons
 
     readable, missing, unreadable = readable_paths(inputs)
     skipped = unusable_reasons(missing, unreadable)
@@ -117,7 +154,6 @@ def readable_inputs(inputs: list[str], targets: list[Path]) -> tuple[list[str], 
 def check_images(paths: list[str]) -> None:
     """Stop before any model is loaded if an input is missing or does not decode, naming it. One parallel decode
     pass with the decoder inference uses; no image is kept, so a folder of any size fits in memory."""
-    from utils.data.sample_check import find_unreadable
 
     for path in paths:
         if not Path(path).is_file():
@@ -129,17 +165,15 @@ def check_images(paths: list[str]) -> None:
 
 def detector_for(args: argparse.Namespace):
     """The Keras detector of a run, or an exported model behind the same interface."""
-    from utils.export.runtimes import ExportedDetector, export_format
 
     if export_format(args.run):
-        if args.xla or not args.letterbox:
+        if args.xla or args.letterbox is False:
             raise ValueError(f"{args.run}: --xla and --no-letterbox apply to Keras models; an export has its "
                              f"resize mode baked in (predict.py export --no-letterbox)")
         detector = ExportedDetector(args.run, args.confidence, args.max_detections, args.classes)
-        if args.nms_iou != detector.metadata.nms_iou:
+        if args.nms_iou is not None and args.nms_iou != detector.metadata.nms_iou:
             print(f"note: {args.run} applies the NMS IoU it was exported with ({detector.metadata.nms_iou})")
         return detector
-    from utils.inference.detector import Detector
 
     return Detector(args.run, args.confidence, args.nms_iou, args.max_detections, args.classes, args.letterbox,
                     args.xla)
@@ -147,11 +181,6 @@ def detector_for(args: argparse.Namespace):
 
 def run_stills(args: argparse.Namespace, inputs: list[str], targets: list[Path], batch_size: int) -> int:
     """Shared by `image` and `dir`: detect, draw, and write the optional crops, counts, JSON and lines."""
-    from utils.data.images import read_bgr
-    from utils.inference.draw import draw_detections, save_image
-    from utils.inference.outputs import count_text, save_crops, write_annotation_lines
-    from utils.io.files import atomic_write_json
-    from utils.ops.detections import write_results_json
 
     inputs, targets, skipped = readable_inputs(inputs, targets)
     detector = detector_for(args)
@@ -183,17 +212,13 @@ def run_dir(args: argparse.Namespace) -> int:
     root = Path(args.input)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: folder not found")
-    from utils.data.formats import IMAGE_SUFFIXES
 
-    inputs = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not inputs:
-        raise ValueError(f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in it or below it")
+    inputs = image_files(root)
     targets = [Path(args.output) / Path(p).relative_to(root) for p in inputs]
     return run_stills(args, inputs, targets, args.batch_size)
 
 
 def open_video(source: str):
-    import cv2
 
     capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
     if not capture.isOpened():
@@ -202,10 +227,7 @@ def open_video(source: str):
 
 
 def run_video(args: argparse.Namespace) -> int:
-    import cv2
 
-    from utils.inference.draw import draw_detections
-    from utils.inference.outputs import count_text
 
     capture = open_video(args.input)
     detector = detector_for(args)
@@ -250,14 +272,10 @@ def run_video(args: argparse.Namespace) -> int:
 
 
 def run_fps(args: argparse.Namespace) -> int:
-    from utils.inference.latency import detector_latency, exported_latency, format_timings
-    from utils.inference.loading import load_detector
 
-    model, config = load_detector(args.run)
-    timings = detector_latency(model, config.model.anchor_array(), config.model.assigner, args.batch_sizes,
-                               args.runtimes, runs=args.runs)
-    input_hw = (config.model.input_size, config.model.input_size)
-    from utils.export.runtimes import litert_runner, onnx_runner, saved_model_runner
+    detector = load_detector(args.run)
+    timings = detector_latency(detector, args.batch_sizes, args.runtimes, runs=args.runs)
+    input_hw = detector.decoder.input_hw
 
     if args.saved_model:
         timings += exported_latency("saved_model", saved_model_runner(args.saved_model), input_hw,
@@ -266,23 +284,16 @@ def run_fps(args: argparse.Namespace) -> int:
         timings += exported_latency("onnxruntime", onnx_runner(args.onnx), input_hw, args.batch_sizes, args.runs)
     if args.litert:
         timings += exported_latency("litert", litert_runner(args.litert), input_hw, [1], args.runs)
-    size = config.model.input_size
-    print(f"{config.model.backbone} + {config.model.neck}, {size}×{size}, post-processing included; "
-          f"medians of {args.runs} calls")
+    print(f"{detector.name}, {input_hw[0]}×{input_hw[1]}, post-processing included; medians of {args.runs} calls")
     print(format_timings(timings))
     return 0
 
 
 def run_heatmap(args: argparse.Namespace) -> int:
-    import cv2
 
-    from utils.data.images import read_bgr
-    from utils.inference.draw import save_image
-    from utils.inference.heatmap import heatmap_panels, objectness_maps
-    from utils.inference.loading import load_detector
 
     check_images(args.input)
-    model, _ = load_detector(args.run)
+    model = load_detector(args.run)
     for source, target in zip(args.input, output_paths(args.input, args.output), strict=True):
         image = read_bgr(source)
         maps = objectness_maps(model, cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
@@ -291,134 +302,17 @@ def run_heatmap(args: argparse.Namespace) -> int:
     return 0
 
 
-def parity_images(args: argparse.Namespace, config, detector, wanted: int = 4, scanned: int = 32) -> list:
-    """The images (RGB arrays) the export is checked on: up to `wanted` of those given (`--check-images`), else of
-    the run's first `scanned` readable validation images, on which the Keras model finds something — a check with
-    nothing to compare proves nothing.
-
-    Raises:
-        ValueError when no candidate image gets a detection.
-    """
-    from utils.data.annotations import read_annotations
-    from utils.data.images import read_rgb
-    from utils.data.sample_check import readable_paths
-
-    if args.check_images:
-        candidates = list(args.check_images)
-        check_images(candidates)
-        where = "--check-images"
-    else:
-        try:
-            listed = [a.image_path for a in read_annotations(config.val, strict=False)[0]]
-        except (FileNotFoundError, ValueError):
-            listed = []
-        candidates = readable_paths([path for path in listed if Path(path).is_file()][:scanned])[0]
-        where = f"the first {len(candidates)} readable images of {config.val}" if candidates else \
-            f"{config.val} (no readable image listed)"
-    chosen = []
-    for path in candidates:
-        image = read_rgb(path)
-        if len(detector.detect_rgb(image).scores):
-            chosen.append(image)
-        if len(chosen) == wanted:
-            break
-    if not chosen:
-        raise ValueError(f"the export check needs images the model detects something on at --confidence "
-                         f"{args.confidence}; none of {where} has a detection. Give --check-images "
-                         f"with objects in them, or a lower --confidence")
-    return chosen
-
-
-def calibration_images(args: argparse.Namespace, input_hw: tuple[int, int]) -> list:
-    """int8 calibration: the first `--calibration-images` readable images of `--calibration`, letterboxed to the
-    model's input size (the export's own letterbox is then the identity)."""
-    import numpy as np
-    import tensorflow as tf
-
-    from utils.data.annotations import read_annotations
-    from utils.data.images import read_rgb
-    from utils.data.sample_check import split_readable
-    from utils.ops.coding import letterbox_image
-
-    if not args.calibration:
-        raise ValueError("--quantize int8 needs --calibration FILE (annotation lines or image paths)")
-    readable = split_readable(read_annotations(args.calibration, strict=False)[0])[0][:args.calibration_images]
-    if not readable:
-        raise ValueError(f"{args.calibration}: no readable images to calibrate with")
-    print(f"calibrating int8 on {len(readable)} images of {args.calibration}")
-    return [np.round(letterbox_image(tf.constant(read_rgb(a.image_path)), input_hw).numpy()).astype(np.uint8)
-            for a in readable]
-
-
-def export_map_change(args: argparse.Namespace, detector, exported) -> tuple[str, float]:
-    """mAP of the export and of the Keras model, at the export's thresholds, on `--annotations`: the report line
-    and the drop in mAP@.5."""
-    from utils.data.annotations import read_annotations
-    from utils.data.sample_check import split_readable
-    from utils.evaluation.metrics import evaluate_detections
-
-    annotations = split_readable(read_annotations(args.annotations, strict=False)[0])[0]
-    paths = [a.image_path for a in annotations]
-    truth = [a.ground_truth() for a in annotations]
-    ours = evaluate_detections(detector.detect_paths(paths), truth, detector.class_names)
-    theirs = evaluate_detections(exported.detect_paths(paths), truth, detector.class_names)
-    line = (f"mAP on {len(paths)} images of {args.annotations} (scores >= {args.confidence}): Keras "
-            f"{ours['map50']:.4f} / {ours['map50_95']:.4f}, export {theirs['map50']:.4f} / "
-            f"{theirs['map50_95']:.4f} (mAP@.5 / mAP@.5:.95; change {theirs['map50'] - ours['map50']:+.4f} / "
-            f"{theirs['map50_95'] - ours['map50_95']:+.4f})")
-    return line, ours["map50"] - theirs["map50"]
-
-
 def run_export(args: argparse.Namespace) -> int:
-    import tempfile
 
-    from utils.export.runtimes import ExportedDetector, ExportMetadata, write_metadata
-    from utils.export.writers import compare, export_litert, export_onnx, export_saved_model
-    from utils.inference.detector import Detector
-    from utils.io.files import check_writable
-
-    if args.quantize and args.format != "litert":
-        raise ValueError(f"--quantize applies to --format litert, not {args.format}")
-    if args.quantize and not args.annotations and not args.no_check:
-        raise ValueError(f"--quantize {args.quantize}: a quantized export is judged by its mAP change; give "
-                         f"--annotations FILE (labelled images), or --no-check to export without a verdict")
-    check_writable(args.output)  # before minutes of conversion
+    config_path = resolve_model_path(args.run).parent / "config.json"  # the run's record, for its validation lines
+    validation = load_config(config_path).val if config_path.is_file() else None
     detector = Detector(args.run, args.confidence, args.nms_iou, args.max_detections, letterbox=args.letterbox)
-    images = [] if args.no_check else parity_images(args, detector.config, detector)
-    settings = (detector.model, detector.anchors, detector.box_coding)
-    thresholds = (args.confidence, args.nms_iou, args.max_detections, args.letterbox)
-    if args.format == "litert":
-        calibration = calibration_images(args, detector.input_hw) if args.quantize == "int8" else []
-        export_litert(*settings, args.output, *thresholds, quantize=args.quantize, calibration=calibration)
-    elif args.format == "onnx":
-        with tempfile.TemporaryDirectory(prefix="effyolo_export_") as saved_model:
-            export_saved_model(*settings, saved_model, *thresholds)
-            export_onnx(saved_model, args.output)
-    else:
-        export_saved_model(*settings, args.output, *thresholds)
-    write_metadata(args.output, ExportMetadata(args.format, tuple(detector.class_names), detector.input_hw[0],
-                                               detector.box_coding, args.confidence, args.nms_iou,
-                                               args.max_detections, args.letterbox, args.quantize))
-    described = f"{args.output} ({args.format}{', ' + args.quantize if args.quantize else ''})"
-    if args.no_check:
-        print(f"exported {described}; not checked (--no-check)")
-        return 0
-    exported = ExportedDetector(args.output)
-    parity = compare([detector.detect_rgb(image) for image in images], [exported.detect_rgb(i) for i in images])
-    # A float export must match box for box. A quantized one is judged by its mAP (--annotations): its rounding
-    # reorders near-tied low scores, so box-for-box pairs are not expected.
-    enforced = args.tolerance is not None or not args.quantize
-    passed = parity.passed(args.tolerance if args.tolerance is not None else 1.0)
-    verdict = ("passed" if passed else "FAILED") if enforced else "reported (quantized: judged by mAP)"
-    print(f"exported {described}; parity on {parity.images} images ({parity.paired} detections paired): max box "
-          f"difference {parity.max_box_difference:.3f} px, same classes {parity.same_classes}, same counts "
-          f"{parity.same_counts} -> {verdict}")
-    map_ok = True
-    if args.annotations:
-        line, drop = export_map_change(args, detector, exported)
-        map_ok = not args.quantize or drop <= args.max_map_drop
-        print(line + ("" if map_ok else f" -> FAILED: mAP@.5 fell by more than --max-map-drop {args.max_map_drop}"))
-    return 0 if (passed or not enforced) and map_ok else 1
+    request = ExportRequest(
+        output=args.output, format=args.format, quantize=args.quantize, calibration=args.calibration,
+        calibration_images=args.calibration_images, check_images=args.check_images, validation_lines=validation,
+        tolerance=args.tolerance, annotations=args.annotations, max_map_drop=args.max_map_drop,
+        check=not args.no_check)
+    return 0 if export_and_check(detector, request) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -439,6 +333,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from utils.cli.errors import run_cli
 
     run_cli(main)

@@ -2,7 +2,7 @@
 top-5 ImageNet classes of an image for a backbone with its pretrained classifier (a check of the weights).
 
 Example:
-    python summary.py --backbone efficientnet-b0 --neck yolov3 --input-size 416
+    python summary.py --backbone efficientnet-b0 --neck yolov5 --input-size 416
     python summary.py --all --input-size 416
     python summary.py --classify cat.jpg --backbone efficientnet-lite0 --backbone-weights imagenet
 """
@@ -14,12 +14,20 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from nets.backbones import backbone_names
+from nets.classify import imagenet_top5
+from nets.model_stats import detector_parts
+from nets.yolo import build_yolo
+from utils.cli.errors import run_cli
+from utils.config.run_config import NECKS, ModelSpec, field_default
+from utils.data.images import read_rgb
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="efficientnet-b0", help="backbone name")
     parser.add_argument("--phi", type=int, default=None, help="shorthand for --backbone efficientnet-b{phi}")
-    parser.add_argument("--neck", default="yolov3")
+    parser.add_argument("--neck", default=field_default(ModelSpec, "neck"), choices=NECKS)
     parser.add_argument("--input-size", type=int, default=416)
     parser.add_argument("--num-classes", type=int, default=20, help="classes of the head (VOC: 20)")
     parser.add_argument("--all", action="store_true", help="one row per backbone")
@@ -27,12 +35,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="print the top-5 ImageNet classes of IMAGE (EfficientNet and EfficientNet-Lite)")
     parser.add_argument("--backbone-weights", default="imagenet",
                         help="--classify: imagenet, or a weights file / checkpoint of the backbone with its classifier")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return make_parser().parse_args(argv)
 
 
 def classify(image_path: str, backbone: str, weights: str) -> int:
-    from nets.classify import imagenet_top5
-    from utils.data.images import read_rgb
 
     top5 = imagenet_top5(read_rgb(image_path), backbone, weights)
     for rank, (class_id, name, probability) in enumerate(top5, start=1):
@@ -45,9 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     backbone = f"efficientnet-b{args.phi}" if args.phi is not None else args.backbone
     if args.classify:
         return classify(args.classify, backbone, args.backbone_weights)
-    from nets.backbones import backbone_names
-    from nets.model_stats import detector_parts
-    from nets.yolo import build_yolo
 
     shape = (args.input_size, args.input_size, 3)
     if args.all:
@@ -67,6 +74,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from utils.cli.errors import run_cli
 
     run_cli(main)

@@ -10,13 +10,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from utils.cli.errors import run_cli
 from utils.data.annotations import read_anchors, read_annotations, read_class_names
+from utils.data.doctor import diagnose, format_report
 from utils.data.voc import DIFFICULT_POLICIES, convert_voc, format_summary
 
 DEFAULT_ANCHORS = Path(__file__).resolve().parent / "model_data" / "yolo_anchors.txt"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--voc-root", help="VOCdevkit folder, or one folder with Annotations/")
     parser.add_argument("--classes", required=True, help="class list, one name a line")
@@ -33,12 +35,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--val-fraction", type=float, default=0.1, help="used only when there are no split files")
     parser.add_argument("--test-fraction", type=float, default=0.1, help="used only when there are no split files")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random split")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return make_parser().parse_args(argv)
 
 
 def check(paths: list[str], class_names: list[str], input_size: int, anchors_path: str) -> int:
     """Print the doctor's report of each file; 1 if any has boxes that are wrong (not merely unusual)."""
-    from utils.data.doctor import diagnose, format_report
 
     anchors = read_anchors(anchors_path) * (input_size / 416)
     worst = 0
@@ -70,6 +75,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from utils.cli.errors import run_cli
 
     run_cli(main)

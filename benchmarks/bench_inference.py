@@ -55,42 +55,34 @@ def peer_onnx_ms(path: Path, size: int, warmup: int, runs: int) -> float:
     return median_ms(lambda images: session.run(None, images), feed, warmup, runs)
 
 
-def runtime_calls(runtimes: list[str], model, anchors, box_coding: str, workdir: Path) -> dict:
-    """runtime name → a function of a uint8 (1, H, W, 3) batch."""
+def runtime_calls(runtimes: list[str], detector, workdir: Path) -> dict:
+    """runtime name → a function of a uint8 (1, H, W, 3) batch (the detector's decoder, score threshold 0.25)."""
     import numpy as np
     import tensorflow as tf
 
-    from utils.evaluation.evaluate import detection_function
     from utils.export.runtimes import batch_runner
-    from utils.export.writers import export_litert, export_onnx, export_saved_model
-    from utils.ops.coding import letterbox_image
+    from utils.export.writers import EXPORT_SCORE_THRESHOLD, export_litert, export_onnx, export_saved_model
 
-    input_hw = tuple(int(v) for v in model.input_shape[1:3])
+    decoder = detector.decoder.replace(score_threshold=EXPORT_SCORE_THRESHOLD)
     calls = {}
     for runtime in runtimes:
         if runtime in ("eager", "graph", "xla"):
-            detect = detection_function(model, anchors, 0.25, 0.45, 100, box_coding, jit_compile=runtime == "xla")
-
-            def run(images, detect=detect):
-                image_hw = tf.shape(images)[1:3][None]
-                return detect(letterbox_image(images, input_hw), image_hw)
-
-            calls[runtime] = run if runtime == "eager" else tf.function(run)
+            serve = detector.serving_function(decoder, jit_compile=runtime == "xla")
+            calls[runtime] = serve if runtime == "eager" else tf.function(serve)
         elif runtime == "saved_model":
-            export_saved_model(model, anchors, box_coding, workdir / "saved_model")
+            export_saved_model(detector, workdir / "saved_model", decoder)
             calls[runtime] = batch_runner(workdir / "saved_model")
         elif runtime == "onnxruntime":
             if not (workdir / "saved_model").is_dir():
-                export_saved_model(model, anchors, box_coding, workdir / "saved_model")
+                export_saved_model(detector, workdir / "saved_model", decoder)
             export_onnx(workdir / "saved_model", workdir / "model.onnx")
             calls[runtime] = batch_runner(workdir / "model.onnx")
         else:
             int8 = runtime == "litert-int8"
-            calibration = [np.random.default_rng(i).integers(0, 255, (*input_hw, 3), dtype=np.uint8)
+            calibration = [np.random.default_rng(i).integers(0, 255, (*decoder.input_hw, 3), dtype=np.uint8)
                            for i in range(8)] if int8 else []
             path = workdir / f"{runtime}.tflite"
-            export_litert(model, anchors, box_coding, path, quantize="int8" if int8 else None,
-                          calibration=calibration)
+            export_litert(detector, path, decoder, quantize="int8" if int8 else None, calibration=calibration)
             calls[runtime] = batch_runner(path)
     return calls
 
@@ -106,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import numpy as np
 
+    from nets.detector import YoloDetector
     from nets.model_stats import model_flops
     from nets.yolo import build_yolo
     from utils.data.annotations import read_anchors
@@ -125,10 +118,11 @@ def main(argv: list[str] | None = None) -> int:
             keras.utils.set_random_seed(0)
             model = build_yolo(args.backbone, neck, args.num_classes, input_shape=(size, size, 3))
             gflops = model_flops(model) / 1e9
-            anchors = (anchors416 * size / 416).astype(np.float32)
+            detector = YoloDetector.from_network(model, [f"class{i}" for i in range(args.num_classes)],
+                                                 anchors416 * size / 416, box_coding)
             images = np.random.default_rng(0).integers(0, 255, (1, size, size, 3), dtype=np.uint8)
             with tempfile.TemporaryDirectory(prefix="effyolo_bench_") as workdir:
-                calls = runtime_calls(args.runtimes, model, anchors, box_coding, Path(workdir))
+                calls = runtime_calls(args.runtimes, detector, Path(workdir))
                 graph_ms = None
                 for runtime, call in calls.items():
                     ms = median_ms(call, images, args.warmup, args.runs)

@@ -32,12 +32,14 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from utils.config.run_config import NECKS, ModelSpec, field_default  # noqa: E402
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbones", nargs="+",
                         default=["efficientnet-b0", "efficientnetv2-b0", "shufflenetv2-x1.0", "efficientnet-lite0"])
-    parser.add_argument("--neck", default="yolov5")
+    parser.add_argument("--neck", default=field_default(ModelSpec, "neck"), choices=NECKS)
     parser.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--input-size", type=int, default=416)

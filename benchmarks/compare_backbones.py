@@ -17,6 +17,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from utils.config.run_config import NECKS, ModelSpec, field_default  # noqa: E402
+
 DEFAULT_BACKBONES = ("efficientnet-b0", "efficientnetv2-b0", "shufflenetv2-x1.0", "shufflenetv2-x1.0-stemblock")
 
 
@@ -26,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--classes", default=str(ROOT / "model_data" / "bccd_classes.txt"))
     parser.add_argument("--out", default="logs/compare", help="one run directory per backbone goes here")
     parser.add_argument("--backbones", nargs="+", default=list(DEFAULT_BACKBONES))
-    parser.add_argument("--neck", default="yolov3")
+    parser.add_argument("--neck", default=field_default(ModelSpec, "neck"), choices=NECKS)
     parser.add_argument("--assigner", default="v3")
     parser.add_argument("--input-size", type=int, default=320)
     parser.add_argument("--epochs", type=int, default=20)

@@ -30,6 +30,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from utils.config.run_config import NECKS, ModelSpec, field_default  # noqa: E402
+
 PHASES = ("forward", "loss", "backward", "optimizer")
 FAMILIES = ("convolution", "depthwise conv", "batch norm", "activation", "other layers", "loss", "optimizer")
 BN_SCOPE = re.compile(r"(^|_)bn(_\d+)?$")
@@ -41,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbones", nargs="+",
                         default=["efficientnet-b0", "efficientnetv2-b0", "shufflenetv2-x1.0", "efficientnet-lite0"])
-    parser.add_argument("--neck", default="yolov5")
+    parser.add_argument("--neck", default=field_default(ModelSpec, "neck"), choices=NECKS)
     parser.add_argument("--input-size", type=int, default=416)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=3)

@@ -10,8 +10,9 @@ import math
 import numpy as np
 from PIL import Image
 
+from utils.config.run_config import AugmentConfig
 from utils.data.annotations import Annotation
-from utils.data.augment import FILL_VALUE, AugmentConfig
+from utils.data.augment import FILL_VALUE
 
 FILL = int(FILL_VALUE)
 

@@ -13,18 +13,17 @@ import numpy as np
 from keras import layers
 
 from nets.layers import conv_bn_act
-
-LEVEL_NAMES = ("p3", "p4", "p5")
-STRIDES = (8, 16, 32)
+from utils.ops import levels
 
 
 def yolo_head(
-    features: list[keras.KerasTensor], num_classes: int, anchors_per_scale: int = 3, name: str = "head",
+    features: list[keras.KerasTensor], num_classes: int, name: str = "head",
     hidden_conv: bool = True,
 ) -> list[keras.KerasTensor]:
     """Raw predictions per level: (B, H/s, W/s, A, 5 + C) = tx, ty, tw, th, objectness logit, class logits."""
     outputs = []
-    for feature, level in zip(features, LEVEL_NAMES, strict=True):
+    anchors_per_scale = levels.ANCHORS_PER_LEVEL
+    for feature, level in zip(features, levels.level_names(), strict=True):
         x = conv_bn_act(feature, 2 * feature.shape[-1], 3, name=f"{name}_{level}") if hidden_conv else feature
         x = layers.Conv2D(anchors_per_scale * (5 + num_classes), 1, name=f"{name}_{level}_pred",
                           dtype="float32")(x)  # float32 logits under mixed precision too
@@ -38,7 +37,7 @@ def init_head_biases(model: keras.Model, num_classes: int, input_size: int, name
 
     Objectness starts at about 8 objects per 640×640 image spread over a level's cells; classes at 0.6/C.
     """
-    for level, stride in zip(LEVEL_NAMES, STRIDES, strict=True):
+    for level, stride in zip(levels.level_names(), levels.strides(), strict=True):
         layer = model.get_layer(f"{name}_{level}_pred")
         bias = np.zeros(layer.bias.shape, dtype="float32").reshape(-1, 5 + num_classes)
         cells = (input_size / stride) ** 2

@@ -10,11 +10,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from utils.ops import levels
 from utils.ops.boxes import ciou, pairwise_iou, wh_iou
 from utils.ops.coding import decode_level
-
-# Objectness weight per level, stride 8 → 32: small objects' many cells get more say (YOLOv5's balance).
-LEVEL_BALANCE = (4.0, 1.0, 0.4)
 
 
 def valid_box_mask(boxes: tf.Tensor) -> tf.Tensor:
@@ -45,7 +43,7 @@ def assign_v3_targets(
     Returns:
         target boxes (B, H, W, A, 4), objectness (B, H, W, A), one-hot classes (B, H, W, A, C).
     """
-    per_level = anchors.shape[0] // len(LEVEL_BALANCE)
+    per_level = levels.ANCHORS_PER_LEVEL
     wh = boxes[..., 2:4] - boxes[..., 0:2]
     shape_iou = wh_iou(wh, anchors)  # (B, M, L·A)
     best = tf.argmax(shape_iou, axis=-1, output_type=tf.int32)  # (B, M)
@@ -100,11 +98,11 @@ class YoloLevelLoss(keras.losses.Loss):
         self.box_gain = box_gain
         self.objectness_gain = objectness_gain
         self.class_gain = class_gain
-        self.stride = 8 * 2**level
+        self.stride = levels.LEVELS[level].stride
 
     def level_anchors(self) -> tf.Tensor:
         """(A, 2) this level's anchors."""
-        per_level = len(self.anchors) // len(LEVEL_BALANCE)
+        per_level = levels.ANCHORS_PER_LEVEL
         return tf.constant(self.anchors[self.level * per_level:(self.level + 1) * per_level], tf.float32)
 
     def parts(self, boxes: tf.Tensor, raw: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -182,7 +180,7 @@ class YoloV3Loss(YoloLevelLoss):
             tf.nn.sigmoid_cross_entropy_with_logits(labels=classes, logits=class_logits) * objectness[..., None])
         return {
             "box": self.box_gain * box / num_boxes,
-            "objectness": self.objectness_gain * LEVEL_BALANCE[self.level] * obj / num_boxes,
+            "objectness": self.objectness_gain * levels.LEVELS[self.level].objectness_balance * obj / num_boxes,
             "class": self.class_gain * cls / num_boxes,
         }
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from nets.loss import LEVEL_BALANCE, YoloLevelLoss, valid_box_mask
+from nets.loss import YoloLevelLoss, valid_box_mask
+from utils.ops import levels
 from utils.ops.boxes import ciou, cxcywh_to_xyxy
 from utils.ops.coding import decode_xywh
 
@@ -92,11 +93,11 @@ class YoloV5Loss(YoloLevelLoss):
 
     def scaled_gains(self) -> tuple[float, float, float]:
         """Box, objectness and class gains scaled by level count, classes (/80) and input size (/640)²."""
-        levels = len(LEVEL_BALANCE)
+        count = levels.level_count()
         size = max(self.input_size)
-        return (self.box_gain * 3 / levels,
-                self.objectness_gain * (size / 640) ** 2 * 3 / levels,
-                self.class_gain * self.num_classes / 80 * 3 / levels)
+        return (self.box_gain * 3 / count,
+                self.objectness_gain * (size / 640) ** 2 * 3 / count,
+                self.class_gain * self.num_classes / 80 * 3 / count)
 
     def parts(self, boxes: tf.Tensor, raw: tf.Tensor) -> dict[str, tf.Tensor]:
         """The box, objectness and class parts of this level's loss, each already weighted."""
@@ -129,7 +130,7 @@ class YoloV5Loss(YoloLevelLoss):
         batch = tf.cast(tf.shape(raw)[0], tf.float32)
         return {
             "box": box_gain * box * batch,
-            "objectness": objectness_gain * LEVEL_BALANCE[self.level] * obj * batch,
+            "objectness": objectness_gain * levels.LEVELS[self.level].objectness_balance * obj * batch,
             "class": class_gain * cls * batch,
         }
 

@@ -17,7 +17,6 @@ def build_yolo(
     neck: str,
     num_classes: int,
     input_shape: tuple[int, int, int] = (416, 416, 3),
-    anchors_per_scale: int = 3,
     backbone_weights: str | None = None,
     neck_width: float | None = None,
     neck_depth: float | None = None,
@@ -40,7 +39,7 @@ def build_yolo(
     features = build_backbone(backbone, input_shape=input_shape, weights=backbone_weights)(images)
     fused = build_neck(neck, list(features), phi=parse_backbone_name(backbone).scale_index, width=neck_width,
                        depth=neck_depth)
-    outputs = yolo_head(fused, num_classes, anchors_per_scale, hidden_conv=HEAD_HIDDEN_CONV[neck])
+    outputs = yolo_head(fused, num_classes, hidden_conv=HEAD_HIDDEN_CONV[neck])
     model = keras.Model(images, outputs, name=f"{backbone}-{neck}")
     init_head_biases(model, num_classes, input_size=max(height, width))
     return model

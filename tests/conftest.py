@@ -42,3 +42,27 @@ def write_image(path: Path, height: int = 60, width: int = 80, seed: int = 0) ->
     image = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
     assert cv2.imwrite(str(path), image)
     return path
+
+
+def tiny_network(num_classes: int = 1, size: int = 32, name: str = "tiny"):
+    """A functional network with the detector's output layout ([p3, p4, p5], (B, H/s, W/s, 3, 5 + C)) and few
+    weights: one strided 1×1 conv per level."""
+    import keras
+
+    images = keras.Input((size, size, 3), name="images")
+    outputs = []
+    for level, stride in (("p3", 8), ("p4", 16), ("p5", 32)):
+        x = keras.layers.AveragePooling2D(stride, name=f"{level}_pool")(images)
+        x = keras.layers.Conv2D(3 * (5 + num_classes), 1, name=f"{level}_pred")(x)
+        outputs.append(keras.layers.Reshape((size // stride, size // stride, 3, 5 + num_classes), name=level)(x))
+    return keras.Model(images, outputs, name=name)
+
+
+def tiny_detector(num_classes: int = 1, size: int = 32, **settings):
+    """`tiny_network` as a `YoloDetector` with the default anchors scaled to `size`."""
+    from nets.detector import YoloDetector
+    from utils.data.annotations import read_anchors
+
+    anchors = read_anchors(ROOT / "model_data" / "yolo_anchors.txt") * size / 416
+    names = [f"class{i}" for i in range(num_classes)]
+    return YoloDetector.from_network(tiny_network(num_classes, size), names, anchors, **settings)

@@ -44,8 +44,9 @@ def phone_photo(tmp_path: Path) -> tuple[Path, np.ndarray]:
 
 
 def test_training_and_validation_pipelines_see_the_viewed_photo(tmp_path):
-    from utils.data.pipeline import FILL_VALUE, SampleSource, build_dataset, fit_sample
-    from utils.ops.coding import letterbox_image
+    from utils.data.augment import FILL_VALUE
+    from utils.data.pipeline import SampleSource, build_dataset, fit_sample
+    from utils.ops.letterbox import letterbox_image
 
     path, viewed = phone_photo(tmp_path)
     annotation = Annotation(str(path), np.array([[5, 10, 25, 30, 0]], np.float32))  # labelled on the viewed photo

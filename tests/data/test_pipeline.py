@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 
 from utils.data.annotations import Annotation
-from utils.data.pipeline import AugmentConfig, build_dataset, letterbox_sample
+from utils.config.run_config import AugmentConfig
+from utils.data.pipeline import build_dataset, letterbox_sample
 from utils.evaluation.metrics import iou_matrix
 
 

@@ -60,7 +60,7 @@ def test_quantized_litert_exports_keep_the_keras_detections(tiny_run, tmp_path, 
                          "--save-txt", str(truth)]) == 0
     from utils.inference.loading import load_detector
 
-    float_bytes = 4 * load_detector(tiny_run)[0].count_params()
+    float_bytes = 4 * load_detector(tiny_run).count_params()
     capsys.readouterr()
     out = tmp_path / "fp16.tflite"
     assert predict.main(["export", *common, "--format", "litert", "--output", str(out), "--check-images", images[0],

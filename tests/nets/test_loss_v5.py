@@ -96,7 +96,7 @@ def test_one_batch_overfit_with_yolov5_neck_and_v5_loss():
 
     from nets.yolo import build_yolo
     from utils.evaluation.metrics import iou_matrix
-    from utils.ops.coding import postprocess
+    from utils.ops.decoder import Decoder
 
     size = 128
     rng = np.random.default_rng(0)
@@ -116,8 +116,8 @@ def test_one_batch_overfit_with_yolov5_neck_and_v5_loss():
     history = model.fit(images, (boxes, boxes, boxes), epochs=250, batch_size=2, verbose=0).history["loss"]
     assert np.isfinite(history).all() and history[-1] < 0.1 * history[0]
 
-    result = postprocess(model(images, training=False), tf.constant(anchors), tf.constant([[size, size]] * 2),
-                         (size, size), score_threshold=0.3, box_coding="v5")
+    decoder = Decoder(anchors, (size, size), "v5", score_threshold=0.3)
+    result = decoder.detections(model(images, training=False), tf.constant([[size, size]] * 2))
     for i, rows in enumerate(truth):
         count = int(result["count"][i])
         found, classes = result["boxes"][i, :count].numpy(), result["classes"][i, :count].numpy()

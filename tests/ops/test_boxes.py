@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from utils.ops.boxes import ciou, cxcywh_to_xyxy, pairwise_iou, wh_iou, xyxy_to_cxcywh
-from utils.ops.coding import boxes_from_letterbox, boxes_to_letterbox, letterbox_image, letterbox_params
+from utils.ops.letterbox import boxes_from_letterbox, boxes_to_letterbox, letterbox_image, letterbox_params
 
 
 def test_pairwise_iou_hand_computed():

@@ -2,7 +2,13 @@ import numpy as np
 import tensorflow as tf
 
 from tests.nets.test_loss import ANCHORS, raw_for_box
-from utils.ops.coding import boxes_to_letterbox, letterbox_params, postprocess
+from utils.ops.decoder import Decoder
+from utils.ops.letterbox import boxes_to_letterbox, letterbox_params
+
+
+def postprocess(raws, anchors, image_hw, input_hw, score_threshold, box_coding="v3", letterbox=True):
+    decoder = Decoder(np.asarray(anchors), input_hw, box_coding, score_threshold, letterbox=letterbox)
+    return decoder.detections(raws, image_hw)
 
 
 def test_encoded_boxes_come_back_in_original_pixels():
@@ -39,7 +45,7 @@ def test_v5_coded_box_from_a_neighbour_cell_comes_back_only_with_v5_decoding():
 
 def test_stretched_images_map_boxes_back_per_axis():
     # A 200×400 (h×w) image stretched to 256×256: x scale 0.64, y scale 1.28, no offset.
-    from utils.ops.coding import letterbox_image
+    from utils.ops.letterbox import letterbox_image
 
     image_hw = tf.constant([[200, 400]])
     scale, offset = letterbox_params(image_hw[0], (256, 256), letterbox=False)

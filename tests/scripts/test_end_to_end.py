@@ -10,6 +10,7 @@ import get_map
 import predict
 import train
 import voc_annotation
+from utils.config.run_config import DEFAULT_ANCHORS_FILE
 from utils.data.annotations import read_annotations
 from utils.training.plots import read_csv_log
 
@@ -102,7 +103,7 @@ def test_one_batch_fit_loss_decreases(shapes_voc):
     summary = convert_voc(shapes_voc, ["circle", "square", "triangle"], shapes_voc / "lines", progress=False)
     annotations = read_annotations(summary.written["train"])[0][:4]
     images, boxes = next(iter(build_dataset(annotations, (64, 64), 4, training=False)))
-    anchors = read_anchors(train.DEFAULT_ANCHORS) * 64 / 416
+    anchors = read_anchors(DEFAULT_ANCHORS_FILE) * 64 / 416
     model = build_yolo("efficientnet-b0", "yolov3", 3, input_shape=(64, 64, 3))
     model.compile(keras.optimizers.Adam(1e-3), loss=[YoloV3Loss(anchors, level, 3, (64, 64)) for level in range(3)])
     history = model.fit(images, (boxes, boxes, boxes), epochs=15, batch_size=4, verbose=0).history["loss"]

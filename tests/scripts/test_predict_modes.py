@@ -13,9 +13,11 @@ from utils.data.annotations import read_annotations
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """A run directory with an untrained ShuffleNet-x0.5 + YOLOv5 detector at 64 px and two classes."""
+    """A run directory with an untrained ShuffleNet-x0.5 + YOLOv5 detector at 64 px and two classes, saved with a
+    score threshold of 1e-5 (what `predict.py` uses when no --confidence is given)."""
     import keras
 
+    from nets.detector import YoloDetector
     from nets.yolo import build_yolo
     from utils.config.run_config import ModelSpec, TrainConfig, save_config
 
@@ -30,7 +32,8 @@ def tiny_run(tmp_path_factory):
         if layer.name.endswith("_pred"):
             kernel, bias = layer.get_weights()
             layer.set_weights([kernel * 30, bias])
-    model.save(run / "best.keras")
+    detector = YoloDetector.from_network(model, spec.class_names, spec.anchor_array(), "v5", score_threshold=1e-5)
+    detector.save(run / "best.keras")
     return run
 
 
@@ -126,7 +129,7 @@ def test_heatmap_panels_cover_the_image_per_level(tiny_run, tmp_path):
     out = tmp_path / "heat.png"
     assert predict.main(["heatmap", "--run-dir", str(tiny_run), "--input", str(image), "--output", str(out)]) == 0
     assert cv2.imread(str(out)).shape == (40, 400, 3)  # the image and three levels side by side
-    maps = objectness_maps(load_detector(tiny_run)[0], np.zeros((40, 100, 3), np.uint8))
+    maps = objectness_maps(load_detector(tiny_run), np.zeros((40, 100, 3), np.uint8))
     assert [m.shape for m in maps] == [(40, 100)] * 3
     assert all(0 <= m.min() and m.max() <= 1 for m in maps)
 

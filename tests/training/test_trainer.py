@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import train
+from tests.conftest import tiny_detector
 from utils.config.run_config import load_config, save_config, to_dict
 
 
@@ -44,7 +45,7 @@ def test_resume_needs_only_the_run_dir_and_keeps_the_model(tmp_path):
     resumed, check_anchors = train.resolve_config(["--resume", str(run)])
     assert resumed == config and not check_anchors
     assert train.resolve_config(["--resume", str(run), "--clip-norm", "5"])[0].clip_norm == 5
-    with pytest.raises(SystemExit, match="cannot change on resume .--input-size"):
+    with pytest.raises(ValueError, match="cannot change on resume .--input-size"):
         train.resolve_config(["--resume", str(run), "--input-size", "320"])
 
 
@@ -68,7 +69,7 @@ def test_pretrained_weights_default_to_the_fine_tuning_recipe_and_explicit_flags
 
 
 def test_missing_required_flags_are_named():
-    with pytest.raises(SystemExit, match="--train, --val, --classes, --run-dir required"):
+    with pytest.raises(ValueError, match="--train, --val, --classes, --run-dir required"):
         train.resolve_config([])
 
 
@@ -226,7 +227,7 @@ def test_patience_stops_after_epochs_without_a_better_map(tmp_path, monkeypatch)
     monkeypatch.setattr(callbacks, "evaluate_model", lambda *a, **k: {"map50": next(scores), "map50_95": 0.1})
     inputs = keras.Input((2,))
     model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
-    evaluation = callbacks.MapEvaluation([], np.zeros((9, 2)), ["a"], tmp_path / "best.keras", patience=3)
+    evaluation = callbacks.MapEvaluation([], tmp_path / "best.keras", patience=3)
     model.stop_training = False  # as model.fit sets it
     evaluation.set_model(model)
     evaluation.on_train_begin()
@@ -239,7 +240,7 @@ def test_patience_stops_after_epochs_without_a_better_map(tmp_path, monkeypatch)
     assert stopped_at == 4  # best 0.5 at epoch index 1; 0.4, 0.45, 0.49 are three epochs without a better one
     assert json.loads((tmp_path / "best.json").read_text()) == {"epoch": 2, "val_map50": 0.5, "val_map50_95": 0.1}
     # A resumed run reads the best back and does not replace best.keras with a worse model.
-    again = callbacks.MapEvaluation([], np.zeros((9, 2)), ["a"], tmp_path / "best.keras", patience=3)
+    again = callbacks.MapEvaluation([], tmp_path / "best.keras", patience=3)
     again.set_model(model)
     again.on_train_begin()
     assert (again.best, again.best_epoch) == (0.5, 1)
@@ -305,7 +306,7 @@ def test_a_run_that_fails_validation_writes_nothing(shapes_voc, tmp_path):
     run = tmp_path / "run"
     flags = ["--train", str(lines / "train.txt"), "--val", str(lines / "val.txt"), "--classes", classes,
              "--run-dir", str(run), "--input-size", "64"]
-    with pytest.raises(SystemExit, match="--val"):
+    with pytest.raises(ValueError, match="--val"):
         train.main([f for f in flags if f not in ("--val", str(lines / "val.txt"))])
     with pytest.raises(ValueError, match="input size must be a positive multiple of 32, got 100"):
         train.main([*flags, "--input-size", "100"])
@@ -377,21 +378,20 @@ def test_the_frozen_phase_runs_at_the_rate_scaled_to_its_own_batch(tmp_path):
 def test_a_corrupt_best_model_is_named_and_the_run_falls_back_to_last(tmp_path, caplog):
     import logging
 
-    import keras
-
     from utils.inference.loading import load_detector, load_model_file
 
     config = config_from(tmp_path)
     run = tmp_path / "run"
     save_config(config, run / "config.json")
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model = tiny_detector()
     model.save(run / "last.keras")
     (run / "best.keras").write_bytes((run / "last.keras").read_bytes()[:100])  # a kill mid-copy, a full disk
     with pytest.raises(ValueError, match=r"best\.keras: corrupt or incomplete model file"):
         load_model_file(run / "best.keras")
     with caplog.at_level(logging.WARNING):
-        loaded, _ = load_detector(run)
-    assert loaded.count_params() == 8 and "best.keras: corrupt or incomplete model file" in caplog.text
+        loaded = load_detector(run)
+    assert loaded.count_params() == 3 * 3 * (3 + 1) * 6  # three 1×1 convs, 3 → 18 channels
+    assert "best.keras: corrupt or incomplete model file" in caplog.text
     assert "using" in caplog.text and "last.keras instead" in caplog.text
 
 

@@ -1,4 +1,6 @@
-"""Typed, frozen configuration: built once from the CLI, saved with the run, enough to rebuild the model."""
+"""Typed, frozen configuration: the one place every training setting and its default is declared (the command
+line's flags, their help and the flag reference in the docs are derived from these dataclasses), saved with each
+run as its record."""
 
 from __future__ import annotations
 
@@ -12,40 +14,60 @@ from utils.io.files import atomic_write_json, read_user_text
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LR_DECAYS = ("cosine", "step")
+NECKS = ("yolov3", "yolov5")
+ASSIGNERS = ("v3", "v5")
+STRATEGIES = ("auto", "one", "mirrored", "multiworker")
+CACHES = ("none", "ram")
 # Peak learning rates allowed after batch-size scaling (per optimizer family): what keeps a tiny or huge batch from
 # scaling the rate into divergence or stagnation.
 LR_LIMITS = {"sgd": (5e-4, 5e-2), "adam": (1e-4, 4e-3), "adamw": (1e-4, 4e-3)}
 DEFAULT_LR = {"sgd": 1e-2, "adam": 8e-3, "adamw": 8e-3}  # at the nominal batch of 64: 1e-3 for Adam at batch 8
+DEFAULT_MOMENTUM = {"sgd": 0.937, "adam": 0.9, "adamw": 0.9}
 # The fine-tuning recipe (with pretrained backbone weights, docs/transfer_learning.md): a first phase of epochs with
 # the backbone frozen while the new neck and head learn to read its features, so their first, large gradients
 # never reach it; the backbone's BatchNorm frozen throughout (batch-8 statistics are noisier than ImageNet's, and
 # a step without them is a third cheaper on a CPU); EMA on.
 FINE_TUNE_FREEZE_EPOCHS = 3
-LEGACY_AUGMENT_KEYS = ("scale_min", "scale_max", "aspect_jitter", "flip_probability")  # flat before the split
-# A run saved before mosaic, mixup, HSV and shift existed resumes with them off, as it was trained.
-LEGACY_AUGMENT_DEFAULTS = {"mosaic": 0.0, "mixup": 0.0, "hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.0, "translate": 0.0}
+DEFAULT_ANCHORS_FILE = Path(__file__).resolve().parents[2] / "model_data" / "yolo_anchors.txt"
+
+
+def setting(default=None, help: str = "", *, flag: str | None = None, choices: tuple | None = None,
+            metavar: str | tuple | None = None, cli: bool = True, factory=None):
+    """A dataclass field with what its command-line flag needs: help text, flag name (default: the field's name
+    with dashes), choices. `cli=False`: no flag (set from other inputs, such as the class file)."""
+    metadata = {"help": help, "flag": flag, "choices": choices, "metavar": metavar, "cli": cli}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything needed to rebuild a detector and read its outputs."""
 
-    backbone: str
-    neck: str
-    class_names: tuple[str, ...]
-    anchors: tuple[tuple[float, float], ...]
-    input_size: int
-    neck_width: float | None = None
-    neck_depth: float | None = None
-    assigner: str = "v3"  # target assignment and, with it, the head's box parameterisation (v3 | v5)
+    class_names: tuple[str, ...] = setting(help="class names", cli=False)
+    anchors: tuple[tuple[float, float], ...] = setting(help="w, h in input pixels, level-major", cli=False)
+    backbone: str = setting("efficientnet-b0", "efficientnet-b0…b7, efficientnet-lite0…lite4, "
+                            "efficientnetv2-b0…b3/s/m/l, shufflenetv2-x0.5…x2.0[-stemblock]")
+    neck: str = setting("yolov5", "YOLOv5 PAN (SPPF + C3) or YOLOv3 FPN", choices=NECKS)
+    input_size: int = setting(416, "square input size, a multiple of 32")
+    neck_width: float | None = setting(None, "neck width multiple (default: per phi)")
+    neck_depth: float | None = setting(None, "yolov5 C3 depth multiple (default: per phi)")
+    assigner: str = setting("v3", "target assignment and box parameterisation: YOLOv3 (best anchors, centre cell) "
+                            "or YOLOv5 (anchor ratio < --anchor-t, centre + 2 neighbour cells)", choices=ASSIGNERS)
 
     def __post_init__(self) -> None:
         if self.input_size < 32 or self.input_size % 32:
             raise ValueError(f"input size must be a positive multiple of 32, got {self.input_size}")
-        if self.assigner not in ("v3", "v5"):
-            raise ValueError(f"unknown assigner {self.assigner!r}; expected v3 or v5")
+        if self.assigner not in ASSIGNERS:
+            raise ValueError(f"unknown assigner {self.assigner!r}; expected one of {ASSIGNERS}")
+        if self.neck not in NECKS:
+            raise ValueError(f"unknown neck {self.neck!r}; expected one of {NECKS}")
         if not self.class_names:
             raise ValueError("the class list is empty")
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(self, "anchors", tuple((round(float(w), 2), round(float(h), 2)) for w, h in
+                                                  np.reshape(self.anchors, (-1, 2))))
 
     @property
     def num_classes(self) -> int:
@@ -61,31 +83,23 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Strengths and probabilities of the training augmentations (validation uses a plain letterbox).
+    """Strengths and probabilities of the training augmentations (validation uses a plain letterbox). Boxes that
+    augmentation made tiny or cut off are dropped (`min_box_size`, `min_box_visible`)."""
 
-    scale_min/scale_max: random zoom of the (letterboxed or mosaic) image; above 1 it crops. aspect_jitter: random
-    aspect-ratio change (the ratio of two draws from [1 − j, 1 + j]). translate: random shift, a fraction of the
-    output size. degrees / shear: random rotation and shear (degrees). flip_probability: horizontal flip.
-    hsv_h: hue shift (fraction of the colour circle); hsv_s, hsv_v: saturation and value gains in [1 − s, 1 + s].
-    mosaic: probability that a sample is a mosaic of four images; mixup: probability that it is blended with a
-    second sample. min_box_size (pixels) and min_box_visible (fraction of the transformed box left inside the
-    canvas) drop boxes that augmentation made tiny or cut off.
-    """
-
-    scale_min: float = 0.5
-    scale_max: float = 1.5
-    aspect_jitter: float = 0.3
-    translate: float = 0.1
-    degrees: float = 0.0
-    shear: float = 0.0
-    flip_probability: float = 0.5
-    hsv_h: float = 0.015
-    hsv_s: float = 0.7
-    hsv_v: float = 0.4
-    mosaic: float = 1.0
-    mixup: float = 0.0
-    min_box_size: float = 2.0
-    min_box_visible: float = 0.2
+    scale_min: float = setting(0.5, "smallest random zoom of the (letterboxed or mosaic) image")
+    scale_max: float = setting(1.5, "largest random zoom (crops when > 1)")
+    aspect_jitter: float = setting(0.3, "random aspect-ratio change (the ratio of two draws from [1 − j, 1 + j])")
+    translate: float = setting(0.1, "random shift, a fraction of the input size")
+    degrees: float = setting(0.0, "random rotation range (degrees)")
+    shear: float = setting(0.0, "random shear range (degrees)")
+    flip_probability: float = setting(0.5, "horizontal flip probability", flag="--flip")
+    hsv_h: float = setting(0.015, "hue shift range (fraction of the colour circle)")
+    hsv_s: float = setting(0.7, "saturation gain range: gains in [1 − s, 1 + s]")
+    hsv_v: float = setting(0.4, "value gain range: gains in [1 − v, 1 + v]")
+    mosaic: float = setting(1.0, "probability of a 4-image mosaic")
+    mixup: float = setting(0.0, "probability of blending with a second sample")
+    min_box_size: float = setting(2.0, "drop augmented boxes narrower or shorter than this (pixels)")
+    min_box_visible: float = setting(0.2, "drop boxes with less than this fraction left in the image")
 
     def __post_init__(self) -> None:
         for name in ("flip_probability", "mosaic", "mixup", "min_box_visible", "translate", "aspect_jitter"):
@@ -98,62 +112,92 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """A training run: data, model, schedule and augmentation."""
+    """A training run: data, model, schedule and augmentation. Settings left None take the defaults named in
+    their help (resolved once, here, so the saved config holds the values the run used)."""
 
-    train: str
-    val: str
-    run_dir: str
-    model: ModelSpec
-    epochs: int = 50
-    batch_size: int = 8
-    learning_rate: float = 1e-3
-    min_learning_rate_ratio: float = 0.01
-    warmup_epochs: float = 1.0
-    weight_decay: float = 5e-4
-    eval_period: int = 1
-    eval_batch_size: int = 8
-    seed: int = 0
-    max_boxes: int = 100
-    ignore_threshold: float = 0.5
-    match_threshold: float = 0.2
-    anchor_t: float = 4.0
-    label_smoothing: float = 0.0
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    close_mosaic: int = 10  # last epochs trained without mosaic and mixup
-    cache: str = "none"  # "ram": decode every training image once and keep it in memory
-    strict: bool = False  # a bad sample (unparsable line, missing or corrupt image) is an error, not a skip
-    backbone_weights: str | None = None
-    freeze_backbone: bool = False  # the whole run
-    freeze_epochs: int | None = None  # a first phase with the backbone frozen (None: the fine-tuning recipe's) …
-    freeze_batch_size: int | None = None  # … at this batch size (None: batch_size)
-    freeze_backbone_bn: bool | None = None  # backbone BatchNorm frozen after the frozen phase too (None: recipe)
-    optimizer: str = "adamw"  # sgd (Nesterov) | adam | adamw
-    momentum: float = 0.937  # SGD momentum, Adam's beta_1
-    nominal_batch_size: int = 64  # learning_rate is the rate at this batch; 0: no batch-size scaling
-    lr_limits: tuple[float, float] | None = None  # bounds of the scaled rate (None: the optimizer's, see schedules)
-    lr_decay: str = "cosine"  # cosine | step
-    ema: bool | None = None  # evaluate and checkpoint a moving average of the weights (None: with backbone_weights)
-    ema_momentum: float | None = None  # None: 1 − 10 / total steps, within [0.99, 0.9999]
-    clip_norm: float | None = None  # global gradient-norm clipping
-    patience: int = 0  # stop after this many epochs without a better validation mAP (0: never)
-    mixed_precision: bool = False  # mixed float16 on GPU, bfloat16 on CPU; float32 outputs and loss
-    strategy: str = "auto"  # auto | one | mirrored | multiworker (see utils.training.distribute)
-    time_limit: float | None = None  # minutes of training; `epochs` is then the most it runs (time_budget)
-    extra: dict = field(default_factory=dict)
+    train: str = setting(None, "training annotation lines (required without --config/--resume)")
+    val: str = setting(None, "validation annotation lines (mAP each eval period)")
+    run_dir: str = setting(None, "output folder (required without --resume); rerun on it to resume")
+    model: ModelSpec = setting(None, "the detector", cli=False)
+    epochs: int = setting(50, "epochs to train (with --time-limit: at most)")
+    batch_size: int = setting(8, "images per step (global, over all replicas)")
+    optimizer: str = setting("adamw", "sgd is Nesterov SGD", choices=OPTIMIZERS)
+    learning_rate: float | None = setting(
+        None, f"peak learning rate at the nominal batch (default: sgd {DEFAULT_LR['sgd']:g}, adam/adamw "
+              f"{DEFAULT_LR['adamw']:g})", flag="--lr")
+    momentum: float | None = setting(None, f"SGD momentum / Adam beta_1 (default: {DEFAULT_MOMENTUM['sgd']} / "
+                                           f"{DEFAULT_MOMENTUM['adam']})")
+    nominal_batch_size: int = setting(64, "the learning rate is scaled by batch size / this, then clipped to "
+                                          "--lr-limits; 0: no scaling")
+    lr_limits: tuple[float, float] | None = setting(
+        None, "bounds of the scaled peak rate (default: sgd 5e-4 5e-2, adam/adamw 1e-4 4e-3)", metavar=("MIN", "MAX"))
+    lr_decay: str = setting("cosine", "after warmup: cosine, or ten equal steps down to the final rate",
+                            choices=LR_DECAYS)
+    min_learning_rate_ratio: float = setting(0.01, "final learning rate as a fraction of the peak",
+                                             flag="--min-lr-ratio")
+    warmup_epochs: float = setting(1.0, "epochs of linear learning-rate warmup")
+    weight_decay: float = setting(5e-4, "on conv and dense kernels only (not adam)")
+    clip_norm: float | None = setting(None, "clip gradients to this global norm")
+    ema: bool | None = setting(None, "keep a moving average of the weights; evaluation, best.keras and last.keras "
+                                     "use it (default: on with --backbone-weights, else off)")
+    ema_momentum: float | None = setting(None, "EMA momentum (default: 1 - 10 / total steps, within "
+                                               "[0.99, 0.9999])")
+    eval_period: int = setting(1, "epochs between validation mAP evaluations")
+    eval_batch_size: int = setting(8, "images per forward pass of the validation mAP")
+    patience: int = setting(0, "stop after this many epochs without a better validation mAP@0.5 (0: never)")
+    time_limit: float | None = setting(None, "train for this many minutes (wall time from the first epoch, "
+                                             "evaluation included): the schedule is re-planned after every epoch to "
+                                             "end at the budget", metavar="MINUTES")
+    seed: int = setting(0, "random seed of weights, data order and augmentation")
+    max_boxes: int = setting(100, "boxes kept per image")
+    ignore_threshold: float = setting(0.5, "v3: IoU above which a negative is ignored")
+    match_threshold: float = setting(0.2, "v3: shape IoU above which a box also trains a non-best anchor "
+                                          "(1 = best anchor only)")
+    anchor_t: float = setting(4.0, "v5: largest box/anchor side ratio that matches")
+    label_smoothing: float = setting(0.0, "v5: class label smoothing ε")
+    augment: AugmentConfig = setting(help="augmentation", cli=False, factory=AugmentConfig)
+    close_mosaic: int = setting(10, "last epochs trained without mosaic and mixup")
+    cache: str = setting("none", "ram: decode every training image once and keep it in memory (H×W×3 bytes each)",
+                         choices=CACHES)
+    strict: bool = setting(False, "stop on a bad sample (unparsable line, missing or corrupt image) instead of "
+                                  "skipping it")
+    backbone_weights: str | None = setting(None, "imagenet (keras.applications download/cache) or a weights file "
+                                                 "(default: random init)")
+    freeze_backbone: bool = setting(False, "train only neck and head for the whole run (backbone weights and "
+                                           "BatchNorm statistics stay fixed)")
+    freeze_epochs: int | None = setting(None, f"first phase: this many epochs with the backbone frozen (then "
+                                              f"--epochs in total; default: {FINE_TUNE_FREEZE_EPOCHS} with "
+                                              f"--backbone-weights, else 0)")
+    freeze_batch_size: int | None = setting(None, "batch size of the frozen phase (default: --batch-size; frozen "
+                                                  "steps need less memory)")
+    freeze_backbone_bn: bool | None = setting(None, "keep the backbone's BatchNorm layers frozen (pretrained "
+                                                    "statistics, inference mode) after the frozen phase too "
+                                                    "(default: on with --backbone-weights, else off)")
+    mixed_precision: bool = setting(False, "mixed float16 (GPU) / bfloat16 (CPU) compute; outputs and loss stay "
+                                           "float32")
+    strategy: str = setting("auto", "tf.distribute: auto picks multiworker from TF_CONFIG, mirrored for several "
+                                    "GPUs; --batch-size is global", choices=STRATEGIES)
 
     def __post_init__(self) -> None:
-        # The fine-tuning recipe when pretrained backbone weights are given and these are left unset.
-        pretrained = self.backbone_weights is not None
-        if self.freeze_epochs is None:
-            object.__setattr__(self, "freeze_epochs", FINE_TUNE_FREEZE_EPOCHS if pretrained else 0)
-        if self.ema is None:
-            object.__setattr__(self, "ema", pretrained)
-        if self.freeze_backbone_bn is None:
-            object.__setattr__(self, "freeze_backbone_bn", pretrained)
-        if self.time_limit is not None and self.time_limit <= 0:
-            raise ValueError(f"time limit must be positive (minutes), got {self.time_limit}")
+        if self.model is None:
+            raise ValueError("a run config needs a model (ModelSpec)")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; expected one of {OPTIMIZERS}")
+        if self.backbone_weights is not None and self.backbone_weights.lower() in ("", "none"):
+            object.__setattr__(self, "backbone_weights", None)
+        # The optimizer's defaults, and the fine-tuning recipe when pretrained backbone weights are given and these
+        # are left unset.
+        pretrained = self.backbone_weights is not None
+        resolved = {"learning_rate": DEFAULT_LR[self.optimizer], "momentum": DEFAULT_MOMENTUM[self.optimizer],
+                    "freeze_epochs": FINE_TUNE_FREEZE_EPOCHS if pretrained else 0, "ema": pretrained,
+                    "freeze_backbone_bn": pretrained}
+        for name, value in resolved.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        if self.lr_limits is not None:
+            object.__setattr__(self, "lr_limits", tuple(float(v) for v in self.lr_limits))
+        if self.time_limit is not None and self.time_limit <= 0:
+            raise ValueError(f"time limit must be positive (minutes), got {self.time_limit}")
         if self.lr_decay not in LR_DECAYS:
             raise ValueError(f"unknown lr decay {self.lr_decay!r}; expected one of {LR_DECAYS}")
         if self.lr_limits is not None and not 0 < self.lr_limits[0] <= self.lr_limits[1]:
@@ -190,30 +234,18 @@ def config_differences(saved: TrainConfig, new: TrainConfig, only: tuple[str, ..
 
 
 def from_dict(data: dict) -> TrainConfig:
-    """Inverse of `to_dict` (unknown keys are an error, so a typo never goes unnoticed)."""
+    """Inverse of `to_dict` (unknown keys are an error, so a typo never goes unnoticed; missing ones take their
+    defaults)."""
     data = dict(data)
-    augment = dict(data.pop("augment", {}))
-    if any(key in data for key in LEGACY_AUGMENT_KEYS):
-        augment = {**LEGACY_AUGMENT_DEFAULTS, **{key: data.pop(key) for key in LEGACY_AUGMENT_KEYS if key in data}}
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = set(data) - known
-    if unknown:
-        raise ValueError(f"unknown config keys: {sorted(unknown)}")
-    data.setdefault("nominal_batch_size", 0)  # runs saved before batch-size scaling resume with the rate they had
-    data.setdefault("freeze_backbone_bn", False)  # and runs saved before frozen BatchNorm with it training
-    if data.get("lr_limits") is not None:
-        data["lr_limits"] = tuple(float(v) for v in data["lr_limits"])
-    model = data["model"]
-    spec = ModelSpec(
-        backbone=model["backbone"], neck=model["neck"], class_names=tuple(model["class_names"]),
-        anchors=tuple(tuple(float(v) for v in pair) for pair in model["anchors"]),
-        input_size=int(model["input_size"]), neck_width=model.get("neck_width"),
-        neck_depth=model.get("neck_depth"), assigner=model.get("assigner", "v3"),
-    )
-    unknown_augment = set(augment) - {f.name for f in fields(AugmentConfig)}
-    if unknown_augment:
-        raise ValueError(f"unknown augment keys: {sorted(unknown_augment)}")
-    return TrainConfig(**{**data, "model": spec, "augment": AugmentConfig(**augment)})
+    model, augment = dict(data.pop("model", None) or {}), dict(data.pop("augment", None) or {})
+    for given, cls, where in ((data, TrainConfig, ""), (model, ModelSpec, "model."), (augment, AugmentConfig,
+                                                                                     "augment.")):
+        unknown = set(given) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown config keys: {sorted(where + key for key in unknown)}")
+    if "class_names" not in model or "anchors" not in model:
+        raise ValueError("the model needs class_names and anchors")
+    return TrainConfig(**{**data, "model": ModelSpec(**model), "augment": AugmentConfig(**augment)})
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:
@@ -238,3 +270,8 @@ def load_config(path: str | Path) -> TrainConfig:
         return from_dict(data)
     except Exception as error:  # JSON, YAML, missing or unknown keys, bad values: all name the file
         raise ValueError(f"{path}: not a valid EffYOLO run config ({error})") from None
+
+
+def field_default(config_class: type, name: str):
+    """The declared default of one setting (for scripts whose flags share it)."""
+    return config_class.__dataclass_fields__[name].default

@@ -14,7 +14,6 @@ import tensorflow as tf
 from utils.config.run_config import AugmentConfig
 
 FILL_VALUE = 128.0
-__all__ = ["AugmentConfig", "FILL_VALUE"]  # AugmentConfig lives with the other configs
 
 
 def uniform(seed: tf.Tensor, low: float | tf.Tensor, high: float | tf.Tensor) -> tf.Tensor:

@@ -26,14 +26,14 @@ from utils.data.augment import (
     warp_boxes,
     warp_image,
 )
-from utils.ops.coding import boxes_to_letterbox, letterbox_image, letterbox_params
+from utils.ops import levels
+from utils.ops.letterbox import boxes_to_letterbox, letterbox_image, letterbox_params
 from utils.data.images import decode_image, orientation_tensor
 
 AUTOTUNE = tf.data.AUTOTUNE
 CACHE_MODES = ("none", "ram")
 log = logging.getLogger(__name__)
 
-__all__ = ["AugmentConfig", "FILL_VALUE", "build_dataset", "build_inference_dataset", "with_level_targets"]
 
 
 def existing_annotations(annotations: list[Annotation]) -> tuple[list[Annotation], list[str]]:
@@ -284,6 +284,7 @@ def build_inference_dataset(image_paths: list[str], input_hw: tuple[int, int], b
     return dataset.map(load, num_parallel_calls=AUTOTUNE).batch(batch_size).prefetch(AUTOTUNE)
 
 
-def with_level_targets(dataset: tf.data.Dataset, levels: int = 3) -> tf.data.Dataset:
-    """(images, boxes) → (images, (boxes,) × levels): each output's loss reads the same padded boxes."""
-    return dataset.map(lambda images, boxes: (images, (boxes,) * levels))
+def with_level_targets(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """(images, boxes) → (images, (boxes,) per output level): each level's loss reads the same padded boxes."""
+    count = levels.level_count()
+    return dataset.map(lambda images, boxes: (images, (boxes,) * count))

@@ -12,11 +12,14 @@ import io
 
 import numpy as np
 
-from utils.evaluation.matching import FlatGroundTruth, Matches, Matching, iou_matrix
+from utils.evaluation.matching import FlatGroundTruth, Matches, Matching
 from utils.ops.detections import Detections
 
-__all__ = ["Detections", "iou_matrix"]
 COCO_ENGINES = ("faster-coco-eval", "pycocotools")
+
+# mAP is computed over (almost) every detection: a score floor far below any deployment threshold.
+EVALUATION_SCORE_THRESHOLD = 0.001
+EVALUATION_NMS_IOU = 0.5
 
 
 def average_precision(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = False) -> float:

@@ -24,40 +24,26 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from utils.evaluation.evaluate import detection_function
+from nets.detector import YoloDetector
 from utils.export.runtimes import litert_interpreter
 from utils.io.files import atomic_write
-from utils.ops.coding import letterbox_image
+from utils.ops.decoder import Decoder
 from utils.ops.detections import Detections
 
 EXPORT_FORMATS = ("saved_model", "onnx", "litert")
 QUANTIZATIONS = ("fp16", "int8")
+# An export bakes its score threshold in: lower than `predict.py`'s, so consumers can still filter further.
+EXPORT_SCORE_THRESHOLD = 0.25
 
 
-def inference_function(model: keras.Model, anchors: np.ndarray, box_coding: str, confidence: float,
-                       nms_iou: float, max_detections: int, letterbox: bool = True):
-    """The exported computation as a plain function of a uint8 image batch: letterbox (or stretch), then
-    `evaluation.detection_function`."""
-    input_hw = tuple(int(v) for v in model.input_shape[1:3])
-    detect = detection_function(model, anchors, confidence, nms_iou, max_detections, box_coding, letterbox)
-
-    def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        image_hw = tf.tile(tf.shape(images)[1:3][None], [tf.shape(images)[0], 1])
-        return detect(letterbox_image(images, input_hw, letterbox=letterbox), image_hw)
-
-    return serve
-
-
-def export_saved_model(model: keras.Model, anchors: np.ndarray, box_coding: str, path: str | Path,
-                       confidence: float = 0.25, nms_iou: float = 0.45, max_detections: int = 100,
-                       letterbox: bool = True, batch_size: int | None = None) -> None:
-    """Write a SavedModel through Keras' `ExportArchive` with the `serve` endpoint described above (`batch_size`
-    fixes the batch dimension, which LiteRT's converter needs to keep every shape static)."""
+def export_saved_model(detector: YoloDetector, path: str | Path, decoder: Decoder | None = None,
+                       batch_size: int | None = None) -> None:
+    """Write a SavedModel through Keras' `ExportArchive` with the `serve` endpoint described above — the
+    detector's `serving_function` with `decoder` (default: its own settings). `batch_size` fixes the batch
+    dimension, which LiteRT's converter needs to keep every shape static."""
     archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(name="serve",
-                         fn=inference_function(model, anchors, box_coding, confidence, nms_iou, max_detections,
-                                               letterbox),
+    archive.track(detector)
+    archive.add_endpoint(name="serve", fn=detector.serving_function(decoder),
                          input_signature=[tf.TensorSpec([batch_size, None, None, 3], tf.uint8)])
     archive.write_out(str(path), verbose=False)
 
@@ -72,10 +58,8 @@ def export_onnx(saved_model: str | Path, path: str | Path, opset: int = 17) -> N
         raise RuntimeError(f"{path}: ONNX conversion failed:\n{result.stderr[-3000:]}")
 
 
-def export_litert(model: keras.Model, anchors: np.ndarray, box_coding: str, path: str | Path,
-                  confidence: float = 0.25, nms_iou: float = 0.45, max_detections: int = 100,
-                  letterbox: bool = True, quantize: str | None = None,
-                  calibration: Iterable[np.ndarray] = ()) -> None:
+def export_litert(detector: YoloDetector, path: str | Path, decoder: Decoder | None = None,
+                  quantize: str | None = None, calibration: Iterable[np.ndarray] = ()) -> None:
     """Write a `.tflite` LiteRT model of the batch-1 `serve` endpoint.
 
     quantize: None (float32), "fp16" (float16 weights) or "int8" (the Keras model in int8 weights and activations,
@@ -87,10 +71,9 @@ def export_litert(model: keras.Model, anchors: np.ndarray, box_coding: str, path
     if quantize == "int8" and not calibration:
         raise ValueError("--quantize int8 needs calibration images (--calibration)")
     with tempfile.TemporaryDirectory(prefix="effyolo_litert_") as saved_model:
-        export_saved_model(model, anchors, box_coding, saved_model, confidence, nms_iou, max_detections,
-                           letterbox, batch_size=1)
+        export_saved_model(detector, saved_model, decoder, batch_size=1)
         if quantize == "int8":
-            flatbuffer = _int8_model_only(saved_model, Path(saved_model) / "float.tflite", model.name, calibration)
+            flatbuffer = _int8_model_only(saved_model, Path(saved_model) / "float.tflite", detector.name, calibration)
         else:
             converter = _litert_converter(saved_model)
             if quantize == "fp16":

@@ -1,51 +1,32 @@
-"""A trained detector behind one call: images of any size in, `Detections` in original pixels out.
-
-Letterboxing, the model, decoding, NMS and the inverse letterbox run as one graph function per image size class
-(a fixed `(None, None, 3)` uint8 signature, so video frames never retrace).
-"""
+"""`Detector`: a trained detector loaded once, with the settings of one command (thresholds, class filter, XLA):
+`detect_rgb` a frame, or `detect_paths` files in batches. `export.runtimes.ExportedDetector` has the same face."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
-from utils.evaluation.evaluate import make_detect_fn, predict_annotations
+from nets.detector import YoloDetector, class_indices
+from utils.inference.batch import predict_paths
 from utils.inference.loading import load_detector
-from utils.ops.coding import letterbox_image
 from utils.ops.detections import Detections
 
 
 class Detector:
-    """Load a run (or `.keras` file) once; `detect_rgb` a frame, or `detect_paths` files in batches.
+    """`run` (a run directory, `.keras` file or a loaded `YoloDetector`) with its decoder's settings changed where
+    given (None: the model's own); `class_filter` keeps only detections of those class names (None: all)."""
 
-    `class_filter` keeps only detections of those class names (None: all).
-    """
-
-    def __init__(self, run: str | Path, confidence: float = 0.5, nms_iou: float = 0.45, max_detections: int = 100,
-                 class_filter: list[str] | None = None, letterbox: bool = True, jit_compile: bool = False) -> None:
-        self.model, self.config = load_detector(run)
-        spec = self.config.model
-        self.class_names = list(spec.class_names)
-        self.anchors, self.box_coding = spec.anchor_array(), spec.assigner
-        self.confidence, self.nms_iou, self.max_detections = confidence, nms_iou, max_detections
-        self.input_hw = tuple(int(v) for v in self.model.input_shape[1:3])
-        unknown = sorted(set(class_filter or []) - set(self.class_names))
-        if unknown:
-            raise ValueError(f"--classes {', '.join(unknown)}: not among the model's classes "
-                             f"({', '.join(self.class_names)})")
-        self.keep = None if not class_filter else np.array([self.class_names.index(n) for n in class_filter])
-        self.letterbox, self.jit_compile = letterbox, jit_compile
-        detect = make_detect_fn(self.model, self.anchors, confidence, nms_iou, max_detections, self.box_coding,
-                                letterbox, jit_compile)
-
-        @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
-        def detect_frame(image: tf.Tensor) -> dict[str, tf.Tensor]:
-            letterboxed = letterbox_image(image, self.input_hw, letterbox=letterbox)[None]
-            return detect(letterboxed, tf.shape(image)[None, :2])
-
-        self.detect_frame = detect_frame
+    def __init__(self, run: str | Path | YoloDetector, confidence: float | None = None, nms_iou: float | None = None,
+                 max_detections: int | None = None, class_filter: list[str] | None = None,
+                 letterbox: bool | None = None, jit_compile: bool = False) -> None:
+        self.model = run if isinstance(run, YoloDetector) else load_detector(run)
+        self.decoder = self.model.decoder.replace(score_threshold=confidence, iou_threshold=nms_iou,
+                                                  max_detections=max_detections, letterbox=letterbox)
+        self.class_names = list(self.model.class_names)
+        self.input_hw = self.decoder.input_hw
+        self.keep = class_indices(self.class_names, class_filter)
+        self.jit_compile = jit_compile
 
     def only_kept(self, found: Detections) -> Detections:
         if self.keep is None:
@@ -55,14 +36,10 @@ class Detector:
 
     def detect_rgb(self, image_rgb: np.ndarray) -> Detections:
         """One RGB uint8 image (H, W, 3)."""
-        result = {k: v.numpy() for k, v in self.detect_frame(tf.convert_to_tensor(image_rgb, tf.uint8)).items()}
-        count = int(result["count"][0])
-        return self.only_kept(Detections(result["boxes"][0, :count], result["scores"][0, :count],
-                                         result["classes"][0, :count]))
+        return self.only_kept(self.model.detect(image_rgb, self.decoder, self.jit_compile)[0])
 
     def detect_paths(self, paths: list[str], batch_size: int = 8) -> list[Detections]:
         """Image files, batched through tf.data (decode and letterbox in the graph)."""
-        found = predict_annotations(self.model, self.anchors, paths, batch_size, self.confidence, self.nms_iou,
-                                    self.max_detections, progress=len(paths) > 1, box_coding=self.box_coding,
-                                    letterbox=self.letterbox, jit_compile=self.jit_compile)
+        found = predict_paths(self.model, paths, batch_size, self.decoder, progress=len(paths) > 1,
+                              jit_compile=self.jit_compile)
         return [self.only_kept(f) for f in found]

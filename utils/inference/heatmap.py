@@ -7,7 +7,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from utils.ops.coding import letterbox_image, letterbox_params
+from utils.ops import levels
+from utils.ops.letterbox import letterbox_image, letterbox_params
 
 
 def objectness_maps(model: keras.Model, image_rgb: np.ndarray) -> list[np.ndarray]:
@@ -27,11 +28,10 @@ def objectness_maps(model: keras.Model, image_rgb: np.ndarray) -> list[np.ndarra
     return maps
 
 
-def heatmap_panels(image_bgr: np.ndarray, maps: list[np.ndarray], strides: tuple[int, ...] = (8, 16, 32),
-                   alpha: float = 0.5) -> np.ndarray:
+def heatmap_panels(image_bgr: np.ndarray, maps: list[np.ndarray], alpha: float = 0.5) -> np.ndarray:
     """The image and one overlay per level side by side (JET colours: red = high objectness), labelled."""
     panels = [image_bgr.copy()]
-    for heat, stride in zip(maps, strides, strict=True):
+    for heat, stride in zip(maps, levels.strides(), strict=True):
         colour = cv2.applyColorMap(np.clip(heat * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
         panel = cv2.addWeighted(image_bgr, 1 - alpha, colour, alpha, 0)
         cv2.putText(panel, f"stride {stride}: max {heat.max():.2f}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5,

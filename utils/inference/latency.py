@@ -7,11 +7,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from utils.evaluation.evaluate import detection_function
+from nets.detector import YoloDetector
 
 
 @dataclass(frozen=True)
@@ -38,13 +37,15 @@ def time_calls(call: Callable[[], object], runs: int, warmup: int) -> list[float
     return times
 
 
-def detector_latency(model: keras.Model, anchors: np.ndarray, box_coding: str, batches: list[int],
-                     runtimes: list[str], runs: int = 20, warmup: int = 3) -> list[Timing]:
+def detector_latency(detector: YoloDetector, batches: list[int], runtimes: list[str], runs: int = 20,
+                     warmup: int = 3) -> list[Timing]:
     """Median and 90th-percentile latency per runtime ("eager", "graph", "xla") and batch size, post-processing
-    included, on letterboxed random images (the model's cost does not depend on the pixels)."""
-    input_hw = tuple(int(v) for v in model.input_shape[1:3])
-    detect = detection_function(model, anchors, 0.25, 0.45, 100, box_coding)
-    compiled = detection_function(model, anchors, 0.25, 0.45, 100, box_coding, jit_compile=True)
+    included (the detector's own decoder with score threshold 0.25), on letterboxed random images
+    (the model's cost does not depend on the pixels)."""
+    decoder = detector.decoder.replace(score_threshold=0.25)
+    input_hw = decoder.input_hw
+    detect = detector.detection_function(decoder)
+    compiled = detector.detection_function(decoder, jit_compile=True)
     functions = {"eager": detect, "graph": tf.function(detect), "xla": tf.function(compiled)}
     results = []
     for runtime in runtimes:

@@ -1,4 +1,4 @@
-"""Find and load a trained detector from a run directory or a `.keras` file beside its `config.json`."""
+"""Find and load a trained detector: a run directory (its best, else last, model) or a `.keras` file."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from pathlib import Path
 
 import keras
 
-import nets.fused  # noqa: F401  (registers the fused BatchNormalization and Swish layers)
-import nets.loss  # noqa: F401  (registers the losses so compiled checkpoints deserialize)
-import nets.loss_v5  # noqa: F401
-import nets.shufflenet_v2  # noqa: F401  (registers its channel split/shuffle layers)
-from utils.config.run_config import TrainConfig, load_config
+import nets  # noqa: F401  (registers EffYOLO's classes so its .keras files deserialize)
+from nets.detector import YoloDetector
+from utils.config.run_config import load_config
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +41,29 @@ def load_model_file(path: Path) -> keras.Model:
         raise ValueError(f"{path}: corrupt or incomplete model file ({error})") from None
 
 
-def load_detector(run_or_model: str | Path) -> tuple[keras.Model, TrainConfig]:
-    """The trained model (uncompiled, for inference) and the run config saved beside it. In a run directory whose
-    `best.keras` is corrupt, `last.keras` is used instead, with a warning."""
+def as_detector(model: keras.Model, path: Path) -> YoloDetector:
+    """`model` itself, or — a bare network saved by an earlier version — that network with the class names, anchors
+    and box coding of the `config.json` beside it."""
+    if isinstance(model, YoloDetector):
+        return model
+    config_path = path.parent / "config.json"
+    if not config_path.is_file():
+        raise ValueError(f"{path}: a bare network from an earlier EffYOLO version, and no config.json beside it to "
+                         f"give its classes and anchors; put the run's config.json beside it, or retrain")
+    spec = load_config(config_path).model
+    log.info("%s: an earlier version's network; classes and anchors from %s", path, config_path)
+    return YoloDetector.from_network(model, spec.class_names, spec.anchor_array(), spec.assigner)
+
+
+def load_detector(run_or_model: str | Path) -> YoloDetector:
+    """The trained detector (uncompiled). In a run directory whose `best.keras` is corrupt, `last.keras` is used
+    instead, with a warning."""
     model_path = resolve_model_path(run_or_model)
-    config = load_config(model_path.parent / "config.json")
     try:
-        return load_model_file(model_path), config
+        return as_detector(load_model_file(model_path), model_path)
     except ValueError as error:
         fallback = model_path.with_name("last.keras")
         if not Path(run_or_model).is_dir() or model_path.name != "best.keras" or not fallback.is_file():
             raise
         log.warning("%s; using %s instead", error, fallback)
-        return load_model_file(fallback), config
+        return as_detector(load_model_file(fallback), fallback)

@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from utils.data.annotations import Annotation
@@ -93,8 +92,8 @@ class LearningRateLog(keras.callbacks.Callback):
 
 
 class MapEvaluation(keras.callbacks.Callback):
-    """Every `period` epochs (and at the last of `plan`), compute validation mAP, add it to the logs, keep the best
-    model.
+    """Every `period` epochs (and at the last of `plan`), compute the detector's validation mAP (through its own
+    decoder at the evaluation thresholds), add it to the logs, keep the best model.
 
     Adds `val_map50` (VOC all-point) and `val_map50_95` (COCO) to the epoch logs, so CSV and TensorBoard see them.
     The best score and its epoch are kept in `best.json` beside `best_path`, so a resumed run never replaces the
@@ -102,19 +101,15 @@ class MapEvaluation(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, annotations: list[Annotation], anchors: np.ndarray, class_names: list[str], best_path: str | Path,
-        period: int = 1, plan: EpochPlan | None = None, batch_size: int = 8,
-        box_coding: str = "v3", patience: int = 0, average: WeightAverage | None = None,
+        self, annotations: list[Annotation], best_path: str | Path, period: int = 1, plan: EpochPlan | None = None,
+        batch_size: int = 8, patience: int = 0, average: WeightAverage | None = None,
     ) -> None:
         super().__init__()
         self.annotations = annotations
-        self.anchors = anchors
-        self.class_names = class_names
         self.best_path = Path(best_path)
         self.period = max(1, period)
         self.plan = plan
         self.batch_size = batch_size
-        self.box_coding = box_coding
         self.best_record = self.best_path.with_suffix(".json")
         self.patience = patience
         self.average = average
@@ -135,8 +130,7 @@ class MapEvaluation(keras.callbacks.Callback):
             logs["val_map50"] = logs["val_map50_95"] = float("nan")
             return
         with averaged(self.average):
-            metrics = evaluate_model(self.model, self.anchors, self.annotations, self.class_names,
-                                     batch_size=self.batch_size, progress=False, box_coding=self.box_coding)
+            metrics = evaluate_model(self.model, self.annotations, batch_size=self.batch_size, progress=False)
             self.last_metrics = metrics
             logs["val_map50"], logs["val_map50_95"] = metrics["map50"], metrics["map50_95"]
             print(f"\nepoch {epoch + 1}: val mAP@0.5 {metrics['map50']:.4f}  "

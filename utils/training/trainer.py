@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nets.detector import YoloDetector
 from nets.loss import YoloV3Loss
 from nets.loss_v5 import YoloV5Loss
 from nets.yolo import build_yolo, freeze_backbone
@@ -22,6 +23,7 @@ from utils.data.annotations import check_class_ids, read_annotations
 from utils.data.pipeline import build_dataset, with_level_targets
 from utils.data.sample_check import split_readable, unusable_reasons, usable_annotations
 from utils.io.files import atomic_write_text
+from utils.ops import levels
 from utils.training.callbacks import (
     AtomicBackupAndRestore,
     CloseMosaic,
@@ -46,11 +48,13 @@ RECOMMENDED_STEPS = {"sgd": 50_000, "adam": 15_000, "adamw": 15_000}
 log = logging.getLogger(__name__)
 
 
-def build_model_for(config: TrainConfig) -> keras.Model:
+def build_model_for(config: TrainConfig) -> YoloDetector:
+    """The run's detector: its network with the class names, anchors and box coding of `config.model`."""
     spec = config.model
-    return build_yolo(spec.backbone, spec.neck, spec.num_classes, input_shape=spec.input_shape,
-                      backbone_weights=config.backbone_weights, neck_width=spec.neck_width,
-                      neck_depth=spec.neck_depth)
+    network = build_yolo(spec.backbone, spec.neck, spec.num_classes, input_shape=spec.input_shape,
+                         backbone_weights=config.backbone_weights, neck_width=spec.neck_width,
+                         neck_depth=spec.neck_depth)
+    return YoloDetector.from_network(network, spec.class_names, spec.anchor_array(), spec.assigner)
 
 
 def make_losses(config: TrainConfig) -> list[keras.losses.Loss]:
@@ -59,12 +63,12 @@ def make_losses(config: TrainConfig) -> list[keras.losses.Loss]:
     size = (spec.input_size, spec.input_size)
     if spec.assigner == "v5":
         return [YoloV5Loss(spec.anchors, level, spec.num_classes, size, anchor_t=config.anchor_t,
-                           label_smoothing=config.label_smoothing) for level in range(3)]
+                           label_smoothing=config.label_smoothing) for level in range(levels.level_count())]
     if spec.assigner != "v3":
         raise ValueError(f"unknown assigner {spec.assigner!r}; expected v3 or v5")
     return [YoloV3Loss(spec.anchors, level, spec.num_classes, size, ignore_threshold=config.ignore_threshold,
                        match_threshold=config.match_threshold)
-            for level in range(3)]
+            for level in range(levels.level_count())]
 
 
 def peak_learning_rate(config: TrainConfig, batch_size: int | None = None) -> float:
@@ -284,10 +288,8 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, r
 
         budget = TimeBudget(config.time_limit * 60, plan, config.epochs, start_epoch, replan,
                             run_dir / "resume" / "time_budget.json")
-    map_evaluation = MapEvaluation(val_annotations, spec.anchor_array(), list(spec.class_names),
-                                   run_dir / "best.keras", period=config.eval_period, plan=plan,
-                                   batch_size=config.eval_batch_size, box_coding=spec.assigner,
-                                   patience=config.patience, average=average)
+    map_evaluation = MapEvaluation(val_annotations, run_dir / "best.keras", period=config.eval_period, plan=plan,
+                                   batch_size=config.eval_batch_size, patience=config.patience, average=average)
     mosaic_switch = tf.Variable(1.0, trainable=False, name="mosaic_enabled")
     for phase, steps_per_epoch in zip(phases, steps, strict=True):
         if phase.end_epoch <= start_epoch or map_evaluation.stopped or (budget and budget.exhausted):
