@@ -20,6 +20,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from nets.torch_pickle import read_legacy_state_dict
 
@@ -143,8 +144,6 @@ def load_torch_state_dict(model: keras.Model, path: str | Path) -> int:
 
 def load_tpu_checkpoint(model: keras.Model, prefix: str | Path, variant: int) -> int:
     """Weights from a TPU reference checkpoint (`tf.train.load_checkpoint`), its moving averages where saved."""
-    import tensorflow as tf
-
     reader = tf.train.load_checkpoint(str(prefix))
     shapes = reader.get_variable_to_shape_map()
     scope = f"efficientnet-lite{variant}"

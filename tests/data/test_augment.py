@@ -14,7 +14,7 @@ from utils.data.augment import (
     warp_boxes,
     warp_image,
 )
-from utils.evaluation.metrics import iou_matrix
+from utils.evaluation.matching import iou_matrix
 
 STILL = dict(hsv_h=0.0, hsv_s=0.0, hsv_v=0.0)  # geometric tests: keep colours exact
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 from utils.data.annotations import Annotation
 from utils.config.run_config import AugmentConfig
 from utils.data.pipeline import build_dataset, letterbox_sample
-from utils.evaluation.metrics import iou_matrix
+from utils.evaluation.matching import iou_matrix
 
 
 def rectangle_image(box=(40, 10, 120, 50), hw=(100, 200)) -> np.ndarray:

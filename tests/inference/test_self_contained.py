@@ -69,7 +69,7 @@ def test_a_bare_network_of_an_earlier_version_loads_with_its_config_or_says_what
     save_config(TrainConfig(train="-", val="-", run_dir=str(run), model=spec), run / "config.json")
     detector = load_detector(run)
     assert isinstance(detector, YoloDetector) and detector.class_names == ("a", "b")
-    np.testing.assert_allclose(np.array(detector.decoder.anchors), np.array(anchors))
+    np.testing.assert_allclose(np.array(detector.decoder.anchors), np.array(anchors), atol=0.005)  # 2 decimals
 
 
 def test_settings_are_checked_against_the_network():

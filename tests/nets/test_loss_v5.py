@@ -95,7 +95,7 @@ def test_one_batch_overfit_with_yolov5_neck_and_v5_loss():
     import keras
 
     from nets.yolo import build_yolo
-    from utils.evaluation.metrics import iou_matrix
+    from utils.evaluation.matching import iou_matrix
     from utils.ops.decoder import Decoder
 
     size = 128

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from utils.io.files import atomic_write_json, read_user_text
 
@@ -260,8 +261,6 @@ def load_config(path: str | Path) -> TrainConfig:
     text = read_user_text(path)
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)

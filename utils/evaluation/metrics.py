@@ -13,7 +13,7 @@ import io
 import numpy as np
 
 from utils.evaluation.matching import FlatGroundTruth, Matches, Matching
-from utils.ops.detections import Detections
+from utils.ops.detections import Detections, results_to_json
 
 COCO_ENGINES = ("faster-coco-eval", "pycocotools")
 
@@ -121,8 +121,6 @@ def coco_metrics(
     `engine` "pycocotools" is the reference implementation; "faster-coco-eval" runs the same algorithm in C++
     (7× faster on 5,000 images; the tests check both give the same figures).
     """
-    from utils.ops.detections import results_to_json
-
     if engine == "pycocotools":
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval

@@ -9,7 +9,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
 
+from utils.data.images import read_rgb
 from utils.io.files import atomic_write_json, read_json
 from utils.ops.detections import Detections
 
@@ -62,8 +65,6 @@ def _unbatched(result: dict[str, np.ndarray]) -> Detections:
 
 
 def saved_model_runner(path: str | Path) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
-    import tensorflow as tf
-
     loaded = tf.saved_model.load(str(path))
     return lambda images: {k: v.numpy() for k, v in loaded.serve(tf.constant(images, tf.uint8)).items()}
 
@@ -138,11 +139,6 @@ class ExportedDetector:
 
     def detect_paths(self, paths: list[str], batch_size: int = 8) -> list[Detections]:
         """Image files, one at a time (an export's batch is one image size; LiteRT's is one image)."""
-        import tensorflow as tf
-        from tqdm import tqdm
-
-        from utils.data.images import read_rgb
-
         found = []
         for path in tqdm(paths, desc="detecting", unit="img", disable=len(paths) < 2, leave=False):
             try:
