@@ -31,7 +31,7 @@ def test_bad_config_files_name_the_problem(tmp_path):
     with pytest.raises(FileNotFoundError, match="run config not found"):
         load_config(tmp_path / "missing.json")
     (tmp_path / "config.json").write_text(json.dumps({"train": "x", "typo": 1}))
-    expected = r"config.json: not a valid EffYOLO run config \(unknown config keys: \['typo'\]\)"
+    expected = r"config.json: not a valid EffYOLO run config \(unknown config keys: \['typo'\]; a config written by an "
     with pytest.raises(ValueError, match=expected):
         load_config(tmp_path / "config.json")
 

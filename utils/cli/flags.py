@@ -54,7 +54,3 @@ def given_flags(parser: argparse.ArgumentParser, argv: list[str] | None) -> dict
     namespace = argparse.Namespace(**{dest: absent for dest in vars(parser.parse_args(argv))})
     return {dest: value for dest, value in vars(parser.parse_args(argv, namespace)).items() if value is not absent}
 
-
-def config_flag_names(config_class: type) -> dict[str, str]:
-    """Field name → flag, for the CLI fields of `config_class` (for messages that name flags)."""
-    return {f.name: flag_of(f) for f in dataclasses.fields(config_class) if f.metadata.get("cli", False)}

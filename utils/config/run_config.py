@@ -243,7 +243,8 @@ def from_dict(data: dict) -> TrainConfig:
                                                                                      "augment.")):
         unknown = set(given) - {f.name for f in fields(cls)}
         if unknown:
-            raise ValueError(f"unknown config keys: {sorted(where + key for key in unknown)}")
+            raise ValueError(f"unknown config keys: {sorted(where + key for key in unknown)}; a config written by an "
+                             f"earlier version: remove these keys to keep its other settings, or start a new run")
     if "class_names" not in model or "anchors" not in model:
         raise ValueError("the model needs class_names and anchors")
     return TrainConfig(**{**data, "model": ModelSpec(**model), "augment": AugmentConfig(**augment)})

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,11 +29,6 @@ def ramp_updates(total_steps: int) -> int:
     """YOLOv5's tau of 2000 updates, shortened to a tenth of the planned steps on short runs (so the average
     reaches its momentum before training ends)."""
     return max(1, min(RAMP_UPDATES, total_steps // 10))
-
-
-def ema_decay(momentum: float, updates: float, tau: float) -> float:
-    """The decay after `updates` optimizer steps: `momentum · (1 − exp(−updates / tau))`."""
-    return momentum * (1.0 - math.exp(-updates / tau))
 
 
 class WeightAverage(keras.callbacks.Callback):
