@@ -48,6 +48,11 @@ class YoloDetector(keras.Model):
                           **settings)
         return cls(network, class_names, decoder)
 
+    def for_inference(self) -> YoloDetector:
+        """The same detector (the same layers and weights) without the training setup: what a `.keras` file holds,
+        so loading it needs no optimizer, schedule or loss classes."""
+        return YoloDetector(keras.Model(self.inputs, self.outputs, name=self.name), self.class_names, self.decoder)
+
     @property
     def input_size(self) -> int:
         return self.decoder.input_hw[0]

@@ -2,7 +2,10 @@
 thresholds travel inside it."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -11,7 +14,7 @@ import pytest
 import nets  # noqa: F401  (registers EffYOLO's classes, as a user's `import nets` does)
 import predict
 from nets.detector import YoloDetector
-from tests.conftest import tiny_detector, tiny_network, write_image
+from tests.conftest import ROOT, tiny_detector, tiny_network, write_image
 from tests.scripts.test_predict_modes import tiny_run  # noqa: F401  (module fixture)
 from utils.config.run_config import ModelSpec, TrainConfig, save_config
 from utils.data.images import read_rgb
@@ -19,19 +22,36 @@ from utils.export.writers import compare
 from utils.inference.loading import load_detector
 from utils.ops.detections import Detections
 
+# A fresh interpreter with nothing of the project imported but `nets`: what a user's script has.
+LOAD_ALONE = """
+import json, sys
+import cv2, keras, numpy as np
+import nets
+detector = keras.saving.load_model(sys.argv[1])
+image = cv2.cvtColor(cv2.imread(sys.argv[2], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+found = detector.detect(image)[0]
+print(json.dumps({"class_names": list(detector.class_names), "box_coding": detector.decoder.box_coding,
+                  "score_threshold": detector.decoder.score_threshold, "boxes": found.boxes.tolist(),
+                  "scores": found.scores.tolist(), "classes": found.classes.tolist()}))
+"""
+
 
 def test_a_keras_file_alone_detects_as_predict_does_on_the_run(tiny_run, tmp_path):  # noqa: F811
-    image_path = write_image(tmp_path / "photo.jpg", 90, 130, seed=4)
+    image_path = write_image(tmp_path / "photo.png", 90, 130, seed=4)  # PNG: every decoder reads the same pixels
     assert predict.main(["image", "--run-dir", str(tiny_run), "--input", str(image_path), "--output",
                          str(tmp_path / "out.png"), "--save-json", str(tmp_path / "found.json")]) == 0
     by_predict = json.loads((tmp_path / "found.json").read_text())
     alone = tmp_path / "alone"
     alone.mkdir()
     shutil.copy(tiny_run / "best.keras", alone / "best.keras")  # no config.json beside it
-    detector = keras.saving.load_model(alone / "best.keras")
-    assert isinstance(detector, YoloDetector) and detector.class_names == ("cat", "dog")
-    assert detector.decoder.box_coding == "v5" and detector.decoder.score_threshold == 1e-5
-    found = detector.detect(read_rgb(image_path))[0]  # the decoder predict.py reads images with
+    result = subprocess.run([sys.executable, "-c", LOAD_ALONE, str(alone / "best.keras"), str(image_path)],
+                            capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["class_names"] == ["cat", "dog"] and loaded["box_coding"] == "v5"
+    assert loaded["score_threshold"] == 1e-5  # saved in the model: predict.py above was given no --confidence
+    found = Detections(np.array(loaded["boxes"]).reshape(-1, 4), np.array(loaded["scores"]),
+                       np.array(loaded["classes"]))
     assert 0 < len(found.scores) == len(by_predict)
     listed = Detections(np.array([[x, y, x + w, y + h] for x, y, w, h in (e["bbox"] for e in by_predict)]),
                         np.array([e["score"] for e in by_predict]), np.array([e["category_id"] for e in by_predict]))

@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import get_map
 import predict
 import train
 import voc_annotation
+from tests.conftest import ROOT
 from utils.config.run_config import DEFAULT_ANCHORS_FILE
 from utils.data.annotations import read_annotations
 from utils.training.plots import read_csv_log
@@ -37,6 +40,12 @@ def test_convert_train_evaluate_predict(shapes_voc, tmp_path, capsys):
     log = read_csv_log(run / "training_log.csv")
     assert log["epoch"] == [0.0, 1.0] and all(np.isfinite(log["loss"])) and all(np.isfinite(log["val_map50"]))
     assert (run / "resume" / "ema.npz").is_file()
+    # A checkpoint written by training loads in a fresh interpreter with `import nets` alone (no optimizer,
+    # schedule or loss classes needed) and knows its classes.
+    loaded = subprocess.run([sys.executable, "-c", "import sys, keras, nets; print(keras.saving.load_model("
+                             "sys.argv[1]).class_names)", str(run / "best.keras")], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert loaded.returncode == 0 and "('circle', 'square', 'triangle')" in loaded.stdout, loaded.stderr[-2000:]
     best_before = (run / "best.keras").stat().st_mtime_ns
     saved_config = (run / "config.json").read_bytes()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from nets.detector import YoloDetector
 from utils.data.annotations import Annotation
 from utils.data.sample_check import SkippedSamples
 from utils.evaluation.evaluate import evaluate_model
@@ -21,8 +22,10 @@ from utils.training.time_budget import EpochPlan
 
 
 def save_model_atomically(model: keras.Model, path: str | Path) -> None:
-    """`model.save` to a temporary `.keras` file beside `path`, then rename over it."""
-    atomic_write(path, lambda tmp: model.save(tmp))
+    """`model.save` to a temporary `.keras` file beside `path`, then rename over it. A detector is saved for
+    inference (no optimizer: the resume state keeps that), so its file loads with `import nets` alone."""
+    saved = model.for_inference() if isinstance(model, YoloDetector) else model
+    atomic_write(path, lambda tmp: saved.save(tmp))
 
 
 def finite_loss(logs: dict | None) -> bool:
@@ -31,7 +34,7 @@ def finite_loss(logs: dict | None) -> bool:
 
 
 class LastCheckpoint(keras.callbacks.Callback):
-    """Save the whole model (with optimizer state; the averaged weights with `average`) to `path` every epoch."""
+    """Save the detector (for inference; the averaged weights with `average`) to `path` every epoch."""
 
     def __init__(self, path: str | Path, average: WeightAverage | None = None) -> None:
         super().__init__()
