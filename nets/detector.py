@@ -53,10 +53,6 @@ class YoloDetector(keras.Model):
         so loading it needs no optimizer, schedule or loss classes."""
         return YoloDetector(keras.Model(self.inputs, self.outputs, name=self.name), self.class_names, self.decoder)
 
-    @property
-    def input_size(self) -> int:
-        return self.decoder.input_hw[0]
-
     def get_config(self) -> dict:
         network = keras.Model(self.inputs, self.outputs, name=self.name)
         return {"name": self.name, "trainable": self.trainable,
