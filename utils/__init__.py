@@ -1,1 +1,2 @@
-"""Data, box, metric and training utilities."""
+"""Everything around the models, one sub-package per stage of the data flow, in layers (docs/design.md): io, then
+config and ops, data, inference, evaluation, export, training, cli."""
