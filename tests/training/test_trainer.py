@@ -37,6 +37,17 @@ def test_config_round_trips_through_json_and_yaml_and_flags_override_it(tmp_path
     assert overridden.augment.mosaic == 0.5 and overridden.model == config.model and overridden.patience == 5
 
 
+def test_a_config_file_takes_new_classes_and_anchor_files(tmp_path):
+    from utils.config.run_config import DEFAULT_ANCHORS_FILE
+
+    save_config(config_from(tmp_path), tmp_path / "config.json")
+    (tmp_path / "three.txt").write_text("x\ny\nz\n")
+    changed = train.resolve_config(["--config", str(tmp_path / "config.json"), "--classes", str(tmp_path / "three.txt"),
+                                    "--anchors", str(DEFAULT_ANCHORS_FILE), "--input-size", "320"])[0]
+    # The 416-pixel file scaled to 320: (10, 13) → (7.69, 10.0).
+    assert changed.model.class_names == ("x", "y", "z") and changed.model.anchors[0] == (7.69, 10.0)
+
+
 def test_resume_needs_only_the_run_dir_and_keeps_the_model(tmp_path):
     config = config_from(tmp_path, "--epochs", "3")
     run = tmp_path / "run"

@@ -17,12 +17,14 @@ from utils.config.run_config import (
     AugmentConfig,
     ModelSpec,
     TrainConfig,
+    field_default,
     load_config,
 )
 from utils.data.anchors import ANCHOR_FILE_SIZE, check_anchors
 from utils.data.annotations import read_anchors, read_annotations, read_class_names
 
-MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelSpec)}
+# The model settings given by name; class names and anchors come from the inputs below (files), never as values.
+MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelSpec) if f.metadata.get("cli")}
 AUGMENT_FIELDS = {f.name for f in dataclasses.fields(AugmentConfig)}
 TOP_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "augment"}
 MODEL_INPUTS = {"classes", "anchors", "phi"}
@@ -51,7 +53,7 @@ def config_from_settings(settings: dict) -> TrainConfig:
         raise ValueError(", ".join("--" + m.replace("_", "-") for m in missing) +
                          " required (or --config FILE / --resume DIR)")
     model = _model_changes(settings)
-    input_size = model.get("input_size", ModelSpec.__dataclass_fields__["input_size"].default)
+    input_size = model.get("input_size", field_default(ModelSpec, "input_size"))
     model["anchors"] = file_anchors(settings.get("anchors") or DEFAULT_ANCHORS_FILE, input_size)
     augment = AugmentConfig(**{k: v for k, v in settings.items() if k in AUGMENT_FIELDS and v is not None})
     top = {k: v for k, v in settings.items() if k in TOP_FIELDS}
