@@ -24,11 +24,7 @@ import cv2
 from utils.cli.errors import run_cli
 from utils.config.run_config import load_config
 from utils.data.images import read_bgr
-from utils.data.sample_check import (
-    find_unreadable,
-    readable_paths,
-    unusable_reasons,
-)
+from utils.data.sample_check import check_images, readable_paths, unusable_reasons
 from utils.export.policy import ExportRequest, export_and_check
 from utils.export.runtimes import ExportedDetector, export_format, litert_runner, onnx_runner, saved_model_runner
 from utils.export.writers import EXPORT_SCORE_THRESHOLD
@@ -149,18 +145,6 @@ def readable_inputs(inputs: list[str], targets: list[Path]) -> tuple[list[str], 
     if not pairs:
         raise ValueError("no readable image among the inputs:\n  " + "\n  ".join(skipped))
     return [path for path, _ in pairs], [target for _, target in pairs], skipped
-
-
-def check_images(paths: list[str]) -> None:
-    """Stop before any model is loaded if an input is missing or does not decode, naming it. One parallel decode
-    pass with the decoder inference uses; no image is kept, so a folder of any size fits in memory."""
-
-    for path in paths:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{path}: image not found")
-    unreadable = find_unreadable(list(paths))
-    if unreadable:
-        raise ValueError(f"{unreadable[0]}: not a readable image (corrupt or unsupported format)")
 
 
 def detector_for(args: argparse.Namespace):

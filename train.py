@@ -64,10 +64,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return make_parser().parse_args(argv)
 
 
-def resolve_config(argv: list[str] | None) -> tuple[TrainConfig, bool]:
+def resolve_config(argv: list[str] | None, args: argparse.Namespace | None = None) -> tuple[TrainConfig, bool]:
     """The run's config from flags, `--config` plus flags, or `--resume DIR` plus flags (see
-    `utils.training.launch`); and whether it is a new run."""
-    args = parse_args(argv)
+    `utils.training.launch`); and whether it is a new run. `args`: `argv` already parsed."""
+    args = args or parse_args(argv)
     if args.resume or args.config:
         settings = {k: v for k, v in given_flags(make_parser(), argv).items() if k not in NOT_SETTINGS}
     else:
@@ -79,10 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(format="%(message)s")
     logging.getLogger("utils").setLevel(logging.INFO)
-    config, fresh = resolve_config(argv)
+    args = parse_args(argv)
+    config, fresh = resolve_config(argv, args)
     strategy = make_strategy(config.strategy)  # before any TensorFlow op: multi-worker collectives need that
     if fresh:
-        config = launch.with_checked_anchors(config, recompute=parse_args(argv).autoanchor)
+        config = launch.with_checked_anchors(config, recompute=args.autoanchor)
     try:
         metrics = train(config, strategy, resume=not fresh)
     except KeyboardInterrupt:

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from utils.ops.decoder import Decoder
@@ -129,12 +128,3 @@ class _FunctionCache:
             self._functions[key] = make()
         return self._functions[key]
 
-
-def class_indices(class_names: Sequence[str], wanted: Sequence[str] | None) -> np.ndarray | None:
-    """Indices of the `wanted` class names (None: all classes); an error names the unknown ones."""
-    if not wanted:
-        return None
-    unknown = sorted(set(wanted) - set(class_names))
-    if unknown:
-        raise ValueError(f"--classes {', '.join(unknown)}: not among the model's classes ({', '.join(class_names)})")
-    return np.array([list(class_names).index(name) for name in wanted])

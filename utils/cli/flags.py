@@ -14,23 +14,21 @@ def flag_of(field: dataclasses.Field) -> str:
     return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
 
 
-def _base_type(hint) -> tuple[type, bool]:
-    """(the value type, whether None is allowed) of a field's annotation."""
-    args = typing.get_args(hint)
+def _value_type(hint) -> type:
+    """The value type of a field's annotation (`X | None` → X)."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        (inner,) = [a for a in args if a is not type(None)]
-        return _base_type(inner)[0], True
-    return hint, False
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return inner
+    return hint
 
 
-def add_config_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, config_class: type) -> list[str]:
-    """Add a flag for every CLI field of `config_class`; returns their dests (the field names)."""
+def add_config_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, config_class: type) -> None:
+    """Add a flag for every CLI field of `config_class` (dest: the field's name)."""
     hints = typing.get_type_hints(config_class)
-    dests = []
     for field in dataclasses.fields(config_class):
         if not field.metadata.get("cli", False):
             continue
-        kind, _ = _base_type(hints[field.name])
+        kind = _value_type(hints[field.name])
         default = field.default if field.default is not dataclasses.MISSING else None
         options: dict = {"dest": field.name, "default": default, "help": field.metadata.get("help", "")}
         if field.metadata.get("metavar"):
@@ -44,8 +42,6 @@ def add_config_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, 
             if field.metadata.get("choices"):
                 options["choices"] = field.metadata["choices"]
         parser.add_argument(flag_of(field), **options)
-        dests.append(field.name)
-    return dests
 
 
 def given_flags(parser: argparse.ArgumentParser, argv: list[str] | None) -> dict:
@@ -53,4 +49,3 @@ def given_flags(parser: argparse.ArgumentParser, argv: list[str] | None) -> dict
     absent = object()  # argparse fills in a default only where the namespace has no value yet
     namespace = argparse.Namespace(**{dest: absent for dest in vars(parser.parse_args(argv))})
     return {dest: value for dest, value in vars(parser.parse_args(argv, namespace)).items() if value is not absent}
-

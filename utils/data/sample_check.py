@@ -55,6 +55,17 @@ def find_unreadable(paths: list[str]) -> list[str]:
     return [path for index, path in enumerate(paths) if index not in readable]
 
 
+def check_images(paths: list[str]) -> None:
+    """Stop, naming it, at the first input that is missing or does not decode (before any model loads). One parallel
+    decode pass with the decoder inference uses; no image is kept, so a folder of any size fits in memory."""
+    for path in paths:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: image not found")
+    unreadable = find_unreadable(list(paths))
+    if unreadable:
+        raise ValueError(f"{unreadable[0]}: not a readable image (corrupt or unsupported format)")
+
+
 def readable_paths(paths: list[str]) -> tuple[list[str], list[str], list[str]]:
     """The paths whose image exists and decodes (in order), the missing ones, and the undecodable ones (sorted):
     a `stat` per file, then one parallel decode pass."""

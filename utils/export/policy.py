@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from utils.data.annotations import read_annotations
 from utils.data.images import read_rgb
-from utils.data.sample_check import find_unreadable, readable_paths, split_readable
+from utils.data.sample_check import check_images, readable_paths, split_readable
 from utils.evaluation.metrics import evaluate_detections
 from utils.export.runtimes import ExportedDetector, ExportMetadata, write_metadata
 from utils.export.writers import compare, export_litert, export_onnx, export_saved_model
@@ -49,12 +49,7 @@ def parity_images(detector: Detector, request: ExportRequest, wanted: int = 4, s
     """
     if request.check_images:
         candidates = list(request.check_images)
-        for path in candidates:
-            if not Path(path).is_file():
-                raise FileNotFoundError(f"{path}: image not found")
-        unreadable = find_unreadable(candidates)
-        if unreadable:
-            raise ValueError(f"{unreadable[0]}: not a readable image (corrupt or unsupported format)")
+        check_images(candidates)
         where = "--check-images"
     else:
         source = request.validation_lines

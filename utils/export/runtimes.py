@@ -13,6 +13,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from utils.data.images import read_rgb
+from utils.inference.detector import class_indices
 from utils.io.files import atomic_write_json, read_json
 from utils.ops.detections import Detections
 
@@ -119,11 +120,7 @@ class ExportedDetector:
                  class_filter: list[str] | None = None) -> None:
         self.metadata = read_metadata(path)
         self.class_names = list(self.metadata.class_names)
-        unknown = sorted(set(class_filter or []) - set(self.class_names))
-        if unknown:
-            raise ValueError(f"--classes {', '.join(unknown)}: not among the model's classes "
-                             f"({', '.join(self.class_names)})")
-        self.keep = None if not class_filter else np.array([self.class_names.index(n) for n in class_filter])
+        self.keep = class_indices(self.class_names, class_filter)
         self.confidence = max(confidence or 0.0, self.metadata.confidence)
         self.max_detections = min(max_detections or self.metadata.max_detections, self.metadata.max_detections)
         self.input_hw = (self.metadata.input_size, self.metadata.input_size)

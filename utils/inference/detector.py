@@ -3,14 +3,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from nets.detector import YoloDetector, class_indices
+from nets.detector import YoloDetector
 from utils.inference.batch import predict_paths
 from utils.inference.loading import load_detector
 from utils.ops.detections import Detections
+
+
+def class_indices(class_names: Sequence[str], wanted: Sequence[str] | None) -> np.ndarray | None:
+    """Indices of the `wanted` class names (None: all classes); an error names the unknown ones."""
+    if not wanted:
+        return None
+    unknown = sorted(set(wanted) - set(class_names))
+    if unknown:
+        raise ValueError(f"--classes {', '.join(unknown)}: not among the model's classes ({', '.join(class_names)})")
+    return np.array([list(class_names).index(name) for name in wanted])
 
 
 class Detector:
