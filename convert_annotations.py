@@ -11,29 +11,14 @@ import argparse
 from pathlib import Path
 
 from utils.cli.errors import run_cli
+from utils.cli.parsers import convert_annotations_parser
 from utils.data.annotations import format_line, read_class_names
 from utils.data.formats import convert_coco, convert_yolo
 from utils.io.files import atomic_write_text
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    formats = parser.add_subparsers(dest="format", required=True)
-    coco = formats.add_parser("coco", help="a COCO detection json and its image folder")
-    coco.add_argument("--coco-json", required=True, help="instances_*.json")
-    coco.add_argument("--images", required=True, help="folder the json's file_name entries are relative to")
-    coco.add_argument("--classes-out", help="where to write the class list (default: <out>.classes.txt)")
-    yolo = formats.add_parser("yolo", help="an images/ folder with labels/ beside it (Ultralytics layout)")
-    yolo.add_argument("--images", required=True, help="image folder (searched recursively)")
-    yolo.add_argument("--labels", help="label folder (default: the images folder's sibling 'labels')")
-    yolo.add_argument("--classes", required=True, help="class list, one name a line, in YOLO class-id order")
-    for sub in (coco, yolo):
-        sub.add_argument("--out", required=True, help="annotation-line file to write")
-    return parser
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    return make_parser().parse_args(argv)
+    return convert_annotations_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,28 +11,14 @@ import argparse
 from pathlib import Path
 
 from utils.cli.errors import run_cli
+from utils.cli.parsers import kmeans_for_anchors_parser
 from utils.data.anchors import ANCHOR_FILE_SIZE, anchor_fit, kmeans_anchors, letterboxed_box_shapes
 from utils.data.annotations import read_anchors, read_annotations
 from utils.io.files import atomic_write_text
 
-DEFAULT_ANCHORS = Path(__file__).resolve().parent / "model_data" / "yolo_anchors.txt"
-
-
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--annotations", required=True, help="annotation lines (the training split)")
-    parser.add_argument("--input-size", type=int, default=416, help="square input size the model will train at")
-    parser.add_argument("--n", type=int, default=9, help="number of anchors (three per level)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threshold", type=float, default=4.0, help="anchor side-ratio limit (YOLOv5 anchor_t)")
-    parser.add_argument("--compare", default=str(DEFAULT_ANCHORS), help="anchors file to compare against")
-    parser.add_argument("--output", default=None, help="write the anchors here (w,h a line, pixels of a 416 input)")
-    return parser
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    return make_parser().parse_args(argv)
+    return kmeans_for_anchors_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

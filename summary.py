@@ -19,27 +19,12 @@ from nets.classify import imagenet_top5
 from nets.model_stats import detector_parts
 from nets.yolo import build_yolo
 from utils.cli.errors import run_cli
-from utils.config.run_config import NECKS, ModelSpec, field_default
+from utils.cli.parsers import summary_parser
 from utils.data.images import read_rgb
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", default="efficientnet-b0", help="backbone name")
-    parser.add_argument("--phi", type=int, default=None, help="shorthand for --backbone efficientnet-b{phi}")
-    parser.add_argument("--neck", default=field_default(ModelSpec, "neck"), choices=NECKS)
-    parser.add_argument("--input-size", type=int, default=416)
-    parser.add_argument("--num-classes", type=int, default=20, help="classes of the head (VOC: 20)")
-    parser.add_argument("--all", action="store_true", help="one row per backbone")
-    parser.add_argument("--classify", metavar="IMAGE",
-                        help="print the top-5 ImageNet classes of IMAGE (EfficientNet and EfficientNet-Lite)")
-    parser.add_argument("--backbone-weights", default="imagenet",
-                        help="--classify: imagenet, or a weights file / checkpoint of the backbone with its classifier")
-    return parser
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    return make_parser().parse_args(argv)
+    return summary_parser().parse_args(argv)
 
 
 def classify(image_path: str, backbone: str, weights: str) -> int:

@@ -6,23 +6,13 @@ Example:
 
 from __future__ import annotations
 
-import argparse
-
 from utils.cli.errors import run_cli
+from utils.cli.parsers import synthetic_data_parser
 from utils.data.synthetic import generate_synthetic_voc
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out-dir", required=True, help="VOC folder to write (Annotations/, JPEGImages/)")
-    parser.add_argument("--images", type=int, default=400)
-    parser.add_argument("--size", type=int, default=320, help="image height and width")
-    parser.add_argument("--seed", type=int, default=0)
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    args = synthetic_data_parser().parse_args(argv)
     classes = generate_synthetic_voc(args.out_dir, args.images, args.seed, (args.size, args.size))
     print(f"wrote {args.images} images to {args.out_dir}; classes in {classes}")
     return 0

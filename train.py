@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
@@ -20,13 +19,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from utils.cli.errors import run_cli
-from utils.cli.flags import add_config_flags, given_flags
-from utils.config.run_config import (
-    DEFAULT_ANCHORS_FILE,
-    AugmentConfig,
-    ModelSpec,
-    TrainConfig,
-)
+from utils.cli.flags import given_flags
+from utils.cli.parsers import train_parser
+from utils.config.run_config import TrainConfig
 from utils.training import launch
 from utils.training.distribute import make_strategy
 from utils.training.run_directory import resume_command
@@ -35,33 +30,8 @@ from utils.training.trainer import train
 NOT_SETTINGS = ("config", "resume", "autoanchor")
 
 
-def make_parser() -> argparse.ArgumentParser:
-    """The flags: how to start (config file, resume), the inputs that make the model's classes and anchors, and
-    one flag per setting of `TrainConfig`, `ModelSpec` and `AugmentConfig` (defaults and help from there)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    run = parser.add_argument_group("run")
-    run.add_argument("--config", help="start from this run config (JSON as saved in a run, or YAML with the same "
-                                      "keys); flags given as well override it")
-    run.add_argument("--resume", metavar="DIR",
-                     help="continue the run in DIR from its last completed epoch, with its saved config (flags "
-                          "given as well override training settings; the model cannot change)")
-    inputs = parser.add_argument_group("model inputs")
-    inputs.add_argument("--classes", help="class list, one name a line")
-    inputs.add_argument("--anchors", default=None,
-                        help=f"nine w,h anchors in pixels of a 416 input, scaled to --input-size (default: "
-                             f"{DEFAULT_ANCHORS_FILE.relative_to(DEFAULT_ANCHORS_FILE.parents[1])})")
-    inputs.add_argument("--autoanchor", action="store_true",
-                        help="replace the anchors by k-means ones when they reach < 98%% of the training boxes")
-    inputs.add_argument("--phi", type=int, default=None, help="EfficientNet-B{phi}; shorthand for --backbone")
-    add_config_flags(parser.add_argument_group("model"), ModelSpec)
-    add_config_flags(parser.add_argument_group("training"), TrainConfig)
-    add_config_flags(parser.add_argument_group("augmentation (validation uses a plain letterbox)"), AugmentConfig)
-    return parser
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    return make_parser().parse_args(argv)
+    return train_parser().parse_args(argv)
 
 
 def resolve_config(argv: list[str] | None, args: argparse.Namespace | None = None) -> tuple[TrainConfig, bool]:
@@ -69,7 +39,7 @@ def resolve_config(argv: list[str] | None, args: argparse.Namespace | None = Non
     `utils.training.launch`); and whether it is a new run. `args`: `argv` already parsed."""
     args = args or parse_args(argv)
     if args.resume or args.config:
-        settings = {k: v for k, v in given_flags(make_parser(), argv).items() if k not in NOT_SETTINGS}
+        settings = {k: v for k, v in given_flags(train_parser(), argv).items() if k not in NOT_SETTINGS}
     else:
         settings = {k: v for k, v in vars(args).items() if k not in NOT_SETTINGS}
     return launch.resolve_config(settings, args.config, args.resume)
@@ -77,8 +47,6 @@ def resolve_config(argv: list[str] | None, args: argparse.Namespace | None = Non
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    logging.basicConfig(format="%(message)s")
-    logging.getLogger("utils").setLevel(logging.INFO)
     args = parse_args(argv)
     config, fresh = resolve_config(argv, args)
     strategy = make_strategy(config.strategy)  # before any TensorFlow op: multi-worker collectives need that

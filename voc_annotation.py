@@ -8,38 +8,16 @@ Examples:
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from utils.cli.errors import run_cli
+from utils.cli.parsers import voc_annotation_parser
 from utils.data.annotations import read_anchors, read_annotations, read_class_names
 from utils.data.doctor import diagnose, format_report
-from utils.data.voc import DIFFICULT_POLICIES, convert_voc, format_summary
-
-DEFAULT_ANCHORS = Path(__file__).resolve().parent / "model_data" / "yolo_anchors.txt"
-
-
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--voc-root", help="VOCdevkit folder, or one folder with Annotations/")
-    parser.add_argument("--classes", required=True, help="class list, one name a line")
-    parser.add_argument("--out-dir", help="where <split>.txt files are written (then checked)")
-    parser.add_argument("--check", nargs="+", metavar="LINES",
-                        help="dataset doctor: check annotation-line files instead of converting")
-    parser.add_argument("--input-size", type=int, default=416, help="check: the training input size")
-    parser.add_argument("--anchors", default=str(DEFAULT_ANCHORS), help="check: anchors for a 416 input")
-    parser.add_argument("--difficult", choices=list(DIFFICULT_POLICIES), default="mark",
-                        help="VOC difficult objects: mark (not trained on, ignored by mAP, as the VOC devkit does), "
-                             "keep (ordinary boxes) or drop")
-    parser.add_argument("--keep-difficult", dest="difficult", action="store_const", const="keep",
-                        help="same as --difficult keep")
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="used only when there are no split files")
-    parser.add_argument("--test-fraction", type=float, default=0.1, help="used only when there are no split files")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random split")
-    return parser
+from utils.data.voc import convert_voc, format_summary
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    return make_parser().parse_args(argv)
+    return voc_annotation_parser().parse_args(argv)
 
 
 def check(paths: list[str], class_names: list[str], input_size: int, anchors_path: str) -> int:

@@ -19,7 +19,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from utils.config.run_config import NECKS, ModelSpec, field_default  # noqa: E402
+from utils.config.run_config import NECKS, ModelSpec  # noqa: E402
+from utils.config.settings import field_default  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,10 +1,11 @@
 """CPU latency of the whole detector (letterbox, model, decoding, NMS) in every runtime, with GFLOPs and GFLOP/s.
 
 For each neck and input size: an EfficientNet-B0 detector (untrained weights: the cost does not depend on them) is
-timed at batch 1 in TensorFlow eager, graph and XLA modes, then exported (SavedModel, ONNX, LiteRT float32 and
-int8) and timed in TensorFlow, ONNX Runtime and the LiteRT interpreter. Every row is the median of `--runs` calls
-after `--warmup` untimed ones, on a uint8 image of the input size. GFLOP/s = the detector's GFLOPs (convolutions,
-2 × multiply-adds) / median latency. Run it on an otherwise idle machine; medians resist some noise, not all.
+timed at batch 1 through the detector interface in TensorFlow graph and XLA modes, then exported (SavedModel, ONNX,
+LiteRT float32 and int8) and timed in TensorFlow, ONNX Runtime and the LiteRT interpreter. Every row is the median
+of `--runs` calls after `--warmup` untimed ones, on a uint8 image of the input size. GFLOP/s = the detector's GFLOPs
+(convolutions, 2 × multiply-adds) / median latency. Run it on an otherwise idle machine; medians resist some noise,
+not all.
 
 `--peer-onnx PATH` times a peer's ONNX model of the same input size in ONNX Runtime in the same run (float32
 NCHW input in [0, 1], raw outputs: the peer's letterbox, decoding and NMS are not included, ours are), and adds a
@@ -29,7 +30,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-RUNTIMES = ("eager", "graph", "xla", "saved_model", "onnxruntime", "litert", "litert-int8")
+RUNTIMES = ("graph", "xla", "saved_model", "onnxruntime", "litert", "litert-int8")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,34 +57,41 @@ def peer_onnx_ms(path: Path, size: int, warmup: int, runs: int) -> float:
 
 
 def runtime_calls(runtimes: list[str], detector, workdir: Path) -> dict:
-    """runtime name → a function of a uint8 (1, H, W, 3) batch (the detector's decoder, score threshold 0.25)."""
+    """runtime name → a function of a uint8 (1, H, W, 3) batch: the detector interface's `detect` of the Keras
+    detector (graph, XLA) or of its export, all with the export's settings (score threshold 0.25)."""
     import numpy as np
-    import tensorflow as tf
 
-    from utils.export.runtimes import batch_runner
-    from utils.export.writers import EXPORT_SCORE_THRESHOLD, export_litert, export_onnx, export_saved_model
+    from utils.config.detect_config import DetectConfig
+    from utils.export.writers import export_litert, export_onnx, export_saved_model
+    from utils.inference.exported import ExportedDetector, ExportMetadata, write_metadata
 
-    decoder = detector.decoder.replace(score_threshold=EXPORT_SCORE_THRESHOLD)
+    settings = DetectConfig.for_use("export", detector.settings)
+
+    def exported(path: Path, export_format: str, quantize: str | None = None):
+        write_metadata(path, ExportMetadata(export_format, detector.class_names, detector.input_hw[0],
+                                            detector.decoder.box_coding, settings, quantize))
+        return ExportedDetector(path).detect
+
     calls = {}
     for runtime in runtimes:
-        if runtime in ("eager", "graph", "xla"):
-            serve = detector.serving_function(decoder, jit_compile=runtime == "xla")
-            calls[runtime] = serve if runtime == "eager" else tf.function(serve)
+        if runtime in ("graph", "xla"):
+            keras_settings = settings.replace(xla=runtime == "xla")
+            calls[runtime] = lambda images, s=keras_settings: detector.detect(images, s)
         elif runtime == "saved_model":
-            export_saved_model(detector, workdir / "saved_model", decoder)
-            calls[runtime] = batch_runner(workdir / "saved_model")
+            export_saved_model(detector, workdir / "saved_model", settings)
+            calls[runtime] = exported(workdir / "saved_model", "saved_model")
         elif runtime == "onnxruntime":
             if not (workdir / "saved_model").is_dir():
-                export_saved_model(detector, workdir / "saved_model", decoder)
+                export_saved_model(detector, workdir / "saved_model", settings)
             export_onnx(workdir / "saved_model", workdir / "model.onnx")
-            calls[runtime] = batch_runner(workdir / "model.onnx")
+            calls[runtime] = exported(workdir / "model.onnx", "onnx")
         else:
             int8 = runtime == "litert-int8"
-            calibration = [np.random.default_rng(i).integers(0, 255, (*decoder.input_hw, 3), dtype=np.uint8)
+            calibration = [np.random.default_rng(i).integers(0, 255, (*detector.input_hw, 3), dtype=np.uint8)
                            for i in range(8)] if int8 else []
             path = workdir / f"{runtime}.tflite"
-            export_litert(detector, path, decoder, quantize="int8" if int8 else None, calibration=calibration)
-            calls[runtime] = batch_runner(path)
+            export_litert(detector, path, settings, quantize="int8" if int8 else None, calibration=calibration)
+            calls[runtime] = exported(path, "litert", "int8" if int8 else None)
     return calls
 
 

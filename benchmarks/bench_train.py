@@ -32,7 +32,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from utils.config.run_config import NECKS, ModelSpec, field_default  # noqa: E402
+from utils.config.run_config import NECKS, ModelSpec  # noqa: E402
+from utils.config.settings import field_default  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -85,7 +86,6 @@ def main(argv: list[str] | None = None) -> int:
         training_config,
     )
     from nets.fused import set_fused_kernels
-    from utils.data.pipeline import with_level_targets
     from utils.inference.latency import time_calls
 
     size, batch = args.input_size, args.batch_size
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 forward_s = statistics.median(time_calls(lambda f=forward, x=images: f(x), args.steps,
                                                          args.warmup)) / 1000
                 pipeline_s = median_batch_time(pipeline, args.steps, args.warmup)
-                full_s = median_fit_step(model, with_level_targets(pipeline), args.steps, args.warmup)
+                full_s = median_fit_step(model, pipeline, args.steps, args.warmup)
                 rows.append((backbone, precision, forward_s, step_s[False], step_s[True], pipeline_s, full_s))
                 print(f"  measured {backbone} {precision}", file=sys.stderr, flush=True)
         keras.mixed_precision.set_dtype_policy("float32")

@@ -19,7 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from utils.config.run_config import NECKS, ModelSpec, field_default  # noqa: E402
+from utils.config.run_config import NECKS, ModelSpec  # noqa: E402
+from utils.config.settings import field_default  # noqa: E402
 
 DEFAULT_BACKBONES = ("efficientnet-b0", "efficientnetv2-b0", "shufflenetv2-x1.0", "shufflenetv2-x1.0-stemblock")
 

@@ -8,8 +8,8 @@ same number of untraced steps. Op time can exceed wall time: the executor runs i
 
 Phases come from the op's name scope: `gradient_tape/…`, the train function's own top-level ops (gradient sums,
 custom gradients) and XLA executions (the fused swish gradient, the step's only XLA code) are backward,
-`compile_loss/…` the loss, the optimizer's scope its update. Families come from the op type and the layer it
-belongs to.
+`detector_loss/…` (the detector's own loss; `compile_loss/…` for a model compiled with a Keras loss) the loss,
+the optimizer's scope its update. Families come from the op type and the layer it belongs to.
 
 Example:
     python benchmarks/profile_train.py --backbones efficientnet-b0 efficientnetv2-b0 --neck yolov5
@@ -30,7 +30,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from utils.config.run_config import NECKS, ModelSpec, field_default  # noqa: E402
+from utils.config.run_config import NECKS, ModelSpec  # noqa: E402
+from utils.config.settings import field_default  # noqa: E402
 
 PHASES = ("forward", "loss", "backward", "optimizer")
 FAMILIES = ("convolution", "depthwise conv", "batch norm", "activation", "other layers", "loss", "optimizer")
@@ -55,6 +56,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+LOSS_SCOPES = ("detector_loss", "compile_loss")
+
+
+def in_loss(scopes: list[str]) -> bool:
+    return any(scope in scopes for scope in LOSS_SCOPES)
+
+
 def op_phase(name: str, optimizer_scope: str) -> str:
     if name.startswith(XLA_EXECUTION):  # the step's only XLA clusters: `nets.fused.Swish`'s gradient
         return "backward"
@@ -63,14 +71,14 @@ def op_phase(name: str, optimizer_scope: str) -> str:
         return "backward"
     if optimizer_scope in scopes:
         return "optimizer"
-    if "compile_loss" in scopes:
+    if in_loss(scopes):
         return "loss"
     return "forward"
 
 
 def op_family(name: str, op_type: str, phase: str) -> str:
     scopes = name.split("/")
-    if phase == "optimizer" or "compile_loss" in scopes:
+    if phase == "optimizer" or in_loss(scopes):
         return "optimizer" if phase == "optimizer" else "loss"
     if "Depthwise" in op_type:
         return "depthwise conv"

@@ -15,7 +15,7 @@ from utils.data.annotations import Annotation, read_anchors, read_annotations, r
 from utils.data.pipeline import build_dataset
 from utils.data.synthetic import generate_synthetic_voc
 from utils.data.voc import convert_voc
-from utils.training.trainer import build_model_for, make_losses, make_optimizer
+from utils.training.trainer import build_model_for, compile_detector, make_optimizer
 
 ROOT = Path(__file__).resolve().parent.parent
 NUM_CLASSES = 20
@@ -32,8 +32,8 @@ def training_annotations(workdir: Path, annotations_file: str | None = None) -> 
 
 def training_config(backbone: str, neck: str, input_size: int, batch_size: int) -> TrainConfig:
     anchors = read_anchors(ROOT / "model_data" / "yolo_anchors.txt") * input_size / 416
-    spec = ModelSpec(backbone, neck, tuple(f"c{i}" for i in range(NUM_CLASSES)), tuple(map(tuple, anchors.tolist())),
-                     input_size, assigner="v5" if neck == "yolov5" else "v3")
+    spec = ModelSpec(class_names=tuple(f"c{i}" for i in range(NUM_CLASSES)), anchors=anchors, backbone=backbone,
+                     neck=neck, input_size=input_size, assigner="v5" if neck == "yolov5" else "v3")
     return TrainConfig(train="-", val="-", run_dir="-", model=spec, batch_size=batch_size, nominal_batch_size=0)
 
 
@@ -41,7 +41,7 @@ def compiled_detector(config: TrainConfig) -> keras.Model:
     """The detector compiled as train.py compiles it (loss per level, AdamW on its schedule, no XLA)."""
     keras.utils.set_random_seed(0)
     model = build_model_for(config)
-    model.compile(optimizer=make_optimizer(config, 1000, 0), loss=make_losses(config), jit_compile=False)
+    compile_detector(model, config, make_optimizer(config, 1000, 0))
     return model
 
 
@@ -51,9 +51,8 @@ def pipeline_batches(config: TrainConfig, annotations: list[Annotation]) -> tf.d
 
 
 def in_memory(pipeline: tf.data.Dataset) -> tf.data.Dataset:
-    """One pipeline batch repeated, with the targets of all three levels: a step timed without the pipeline."""
-    images, boxes = next(iter(pipeline))
-    return tf.data.Dataset.from_tensors((images, (boxes,) * 3)).repeat()
+    """One pipeline batch repeated: a step timed without the pipeline."""
+    return tf.data.Dataset.from_tensors(next(iter(pipeline))).repeat()
 
 
 def fit_step_times(model: keras.Model, dataset: tf.data.Dataset, steps: int, warmup: int) -> list[float]:

@@ -148,7 +148,7 @@ class YoloV3Loss(YoloLevelLoss):
         **kwargs,
     ) -> None:
         super().__init__(anchors, level, num_classes, input_size, box_gain, objectness_gain, class_gain,
-                         name=name or f"yolo_loss_p{level + 3}", **kwargs)
+                         name=name or f"yolo_loss_{levels.LEVELS[level].name}", **kwargs)
         self.ignore_threshold = ignore_threshold
         self.match_threshold = match_threshold
 
@@ -170,7 +170,8 @@ class YoloV3Loss(YoloLevelLoss):
         keep_negative = tf.reshape(tf.cast(best_iou < self.ignore_threshold, tf.float32), tf.shape(objectness))
         weight = objectness + (1.0 - objectness) * keep_negative
 
-        area = tf.cast(self.input_size[0] * self.input_size[1], tf.float32)
+        # The input's area from this batch's grid, so a batch at another size (multi-scale) weighs its boxes right.
+        area = tf.cast(tf.reduce_prod(tf.shape(raw)[1:3]) * self.stride ** 2, tf.float32)
         target_wh = target_boxes[..., 2:4] - target_boxes[..., 0:2]
         small_box_weight = 2.0 - target_wh[..., 0] * target_wh[..., 1] / area
         box = tf.reduce_sum((1.0 - ciou(pred_boxes, target_boxes)) * small_box_weight * objectness)

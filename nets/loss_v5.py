@@ -3,12 +3,16 @@
 Assignment: within each level, a box matches every anchor whose width and height ratios to the box are both within
 `anchor_t` (4.0), in the cell of its centre and in the two neighbouring cells nearest the centre (left or right,
 above or below), which triples the positives. Boxes use the v5 parameterisation (`xy = 2σ − 0.5`,
-`wh = (2σ)² · anchor`, see `utils.bbox.decode_xywh`), whose offsets reach those neighbours.
+`wh = (2σ)² · anchor`, see `utils.ops.coding.decode_xywh`), whose offsets reach those neighbours.
 
 Loss per level (Ultralytics' recipe): mean CIoU box loss over positives; BCE objectness over every cell against the
 detached CIoU of the positive there (0 elsewhere), weighted by the level balance; mean BCE class loss over positives
 with optional label smoothing. Gains scale with the number of classes (/80) and input size (/640)², and the sum is
-multiplied by the batch size, as in YOLOv5.
+multiplied by a batch size, as in YOLOv5: there the loss is multiplied by each batch's size and gradients are
+accumulated to a nominal batch of 64 before a step at a learning rate that is not scaled, so every step sees the
+mean loss × 64. Here the learning rate is scaled by batch / 64 instead of accumulating, so the loss is multiplied by
+the nominal 64 (`batch_scale`), not by the batch: the step per image and the weight decay relative to the loss are
+then YOLOv5's at any batch size.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ class YoloV5Loss(YoloLevelLoss):
     Args (besides `YoloLevelLoss`'s):
         anchor_t: largest box/anchor side ratio that still matches.
         label_smoothing: class targets become 1 − ε/2 and ε/2.
+        batch_scale: the batch size the loss is multiplied by (None: the batch's own size; see the module docstring).
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class YoloV5Loss(YoloLevelLoss):
         input_size: tuple[int, int],
         anchor_t: float = 4.0,
         label_smoothing: float = 0.0,
+        batch_scale: int | None = None,
         box_gain: float = 0.05,
         objectness_gain: float = 1.0,
         class_gain: float = 0.5,
@@ -87,17 +93,16 @@ class YoloV5Loss(YoloLevelLoss):
         **kwargs,
     ) -> None:
         super().__init__(anchors, level, num_classes, input_size, box_gain, objectness_gain, class_gain,
-                         name=name or f"yolo_v5_loss_p{level + 3}", **kwargs)
+                         name=name or f"yolo_v5_loss_{levels.LEVELS[level].name}", **kwargs)
         self.anchor_t = anchor_t
         self.label_smoothing = label_smoothing
+        self.batch_scale = batch_scale
 
     def scaled_gains(self) -> tuple[float, float, float]:
-        """Box, objectness and class gains scaled by level count, classes (/80) and input size (/640)²."""
-        count = levels.level_count()
+        """Box, objectness and class gains scaled by classes (/80) and input size (/640)² (YOLOv5 also scales by
+        3 / level count, which is 1 for the three levels here)."""
         size = max(self.input_size)
-        return (self.box_gain * 3 / count,
-                self.objectness_gain * (size / 640) ** 2 * 3 / count,
-                self.class_gain * self.num_classes / 80 * 3 / count)
+        return (self.box_gain, self.objectness_gain * (size / 640) ** 2, self.class_gain * self.num_classes / 80)
 
     def parts(self, boxes: tf.Tensor, raw: tf.Tensor) -> dict[str, tf.Tensor]:
         """The box, objectness and class parts of this level's loss, each already weighted."""
@@ -127,7 +132,7 @@ class YoloV5Loss(YoloLevelLoss):
         cls = tf.math.divide_no_nan(cls_sum, count * self.num_classes)
 
         box_gain, objectness_gain, class_gain = self.scaled_gains()
-        batch = tf.cast(tf.shape(raw)[0], tf.float32)
+        batch = tf.cast(self.batch_scale or tf.shape(raw)[0], tf.float32)
         return {
             "box": box_gain * box * batch,
             "objectness": objectness_gain * levels.LEVELS[self.level].objectness_balance * obj * batch,
@@ -135,4 +140,5 @@ class YoloV5Loss(YoloLevelLoss):
         }
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "anchor_t": self.anchor_t, "label_smoothing": self.label_smoothing}
+        return {**super().get_config(), "anchor_t": self.anchor_t, "label_smoothing": self.label_smoothing,
+                "batch_scale": self.batch_scale}

@@ -7,6 +7,7 @@ import keras
 from nets.backbones import build_backbone, parse_backbone_name
 from nets.head import init_head_biases, yolo_head
 from nets.necks import build_neck
+from utils.ops import levels
 
 # YOLOv3's head widens each level with a 3×3 conv; YOLOv5's predicts straight from the neck.
 HEAD_HIDDEN_CONV = {"yolov3": True, "yolov5": False}
@@ -29,8 +30,8 @@ def build_yolo(
         [(None, 8, 8, 3, 7), (None, 4, 4, 3, 7), (None, 2, 2, 3, 7)]
     """
     height, width, _ = input_shape
-    if height % 32 or width % 32:
-        raise ValueError(f"input size must be a multiple of 32, got {height}x{width}")
+    if height % levels.max_stride() or width % levels.max_stride():
+        raise ValueError(f"input size must be a multiple of {levels.max_stride()}, got {height}x{width}")
     if neck not in HEAD_HIDDEN_CONV:
         raise ValueError(f"unknown neck {neck!r}; expected one of {sorted(HEAD_HIDDEN_CONV)}")
     if num_classes < 1:

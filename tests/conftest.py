@@ -58,11 +58,14 @@ def tiny_network(num_classes: int = 1, size: int = 32, name: str = "tiny"):
     return keras.Model(images, outputs, name=name)
 
 
-def tiny_detector(num_classes: int = 1, size: int = 32, **settings):
-    """`tiny_network` as a `YoloDetector` with the default anchors scaled to `size`."""
+def tiny_detector(num_classes: int = 1, size: int = 32, box_coding: str = "v3", **settings):
+    """`tiny_network` as a `YoloDetector` with the default anchors scaled to `size`; `settings`: `DetectConfig`
+    fields of its own inference settings."""
     from nets.detector import YoloDetector
+    from utils.config.detect_config import DetectConfig
     from utils.data.annotations import read_anchors
 
     anchors = read_anchors(ROOT / "model_data" / "yolo_anchors.txt") * size / 416
     names = [f"class{i}" for i in range(num_classes)]
-    return YoloDetector.from_network(tiny_network(num_classes, size), names, anchors, **settings)
+    return YoloDetector.from_network(tiny_network(num_classes, size), names, anchors, box_coding,
+                                     DetectConfig(**settings))

@@ -24,8 +24,9 @@ def test_names_map_to_phases_and_families():
         "CpuExecutable::ExecuteAsyncOnStream": ("backward", "activation"),  # the fused swish gradient (XLA)
         f"{STEP}/AddN_208:AddN": ("backward", "other layers"),
         f"{STEP}/det/backbone/block2a_se_excite/mul:Mul": ("forward", "other layers"),
-        f"{STEP}/compile_loss/yolo_loss_p3/Maximum_2:Maximum": ("forward", "loss"),
-        f"{STEP}/gradient_tape/compile_loss/yolo_loss_p3/Tile:Tile": ("backward", "loss"),
+        f"{STEP}/detector_loss/Maximum_2:Maximum": ("forward", "loss"),
+        f"{STEP}/gradient_tape/detector_loss/Tile:Tile": ("backward", "loss"),
+        f"{STEP}/compile_loss/mse/Mean:Mean": ("forward", "loss"),
         f"{STEP}/adamw/mul_835:Mul": ("forward", "optimizer"),
     }
     _, by_family, by_type = summarise({name: 1.0 for name in rows}, "adamw")

@@ -4,13 +4,16 @@ import json
 import pytest
 
 import train
+from utils.cli.parsers import train_parser
 from utils.config.run_config import (
     DEFAULT_ANCHORS_FILE,
     AugmentConfig,
+    LossConfig,
     ModelSpec,
     TrainConfig,
     load_config,
     save_config,
+    to_dict,
 )
 from utils.training.launch import file_anchors
 
@@ -50,9 +53,9 @@ def test_a_config_built_in_code_is_the_one_the_command_line_builds(tmp_path):
 
 
 def test_every_setting_flag_takes_its_default_and_help_from_the_dataclass_field():
-    parser = train.make_parser()
+    parser = train_parser()
     actions = {action.dest: action for action in parser._actions}
-    for config_class in (TrainConfig, ModelSpec, AugmentConfig):
+    for config_class in (TrainConfig, ModelSpec, LossConfig, AugmentConfig):
         for field in dataclasses.fields(config_class):
             if not field.metadata.get("cli"):  # made from other inputs (the class and anchor files)
                 continue
@@ -60,3 +63,65 @@ def test_every_setting_flag_takes_its_default_and_help_from_the_dataclass_field(
             assert action.default == field.default and action.help == field.metadata["help"], field.name
     assert actions["learning_rate"].option_strings == ["--lr"] and actions["flip_probability"].option_strings == [
         "--flip"]
+
+
+def config_file(tmp_path, text: str, name: str = "config.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+MODEL_YAML = "model:\n  class_names: [cat, dog]\n  anchors: " + str([[10, 13]] * 9) + "\n"
+
+
+def test_config_values_are_checked_against_their_declared_types(tmp_path):
+    # YAML reads 1e-3 as a string: a number written as a string is taken where it is unambiguous.
+    loaded = load_config(config_file(tmp_path, MODEL_YAML + "train: t.txt\nlearning_rate: 1e-3\n"))
+    assert loaded.learning_rate == 1e-3 and isinstance(loaded.learning_rate, float)
+    assert load_config(config_file(tmp_path, MODEL_YAML + "epochs: 20.0\n")).epochs == 20
+    bad = {
+        "epochs: 1.5": r"epochs: expected a whole number, got 1.5",
+        "ema: 'no'": r"ema: expected true or false, got 'no' \(a string\)",
+        "ema: 1": r"ema: expected true or false, got 1",
+        "time_limit: .nan": r"time_limit: expected a finite number, got nan",
+        "batch_size: 0": r"batch_size: must be at least 1, got 0",
+        "optimizer: rmsprop": r"optimizer: expected one of sgd, adam, adamw, got 'rmsprop'",
+        "augment:\n  mosaic: lots": r"augment.mosaic: expected a number, got 'lots'",
+        "loss:\n  anchor_t: 0.5": r"loss.anchor_t: must be above 1, got 0.5",
+    }
+    for line, message in bad.items():
+        with pytest.raises(ValueError, match=r"config.yaml: not a valid EffYOLO run config \(" + message):
+            load_config(config_file(tmp_path, MODEL_YAML + line + "\n"))
+    # A class list given as one string would train with one class per letter: refused, naming the key.
+    text = "model:\n  class_names: cats\n  anchors: " + str([[10, 13]] * 9) + "\n"
+    with pytest.raises(ValueError, match=r"model.class_names: expected a list, got 'cats' \(a string\)"):
+        load_config(config_file(tmp_path, text))
+    with pytest.raises(ValueError, match=r"model.anchors\[0\]: expected a list of 2 values, got 3"):
+        load_config(config_file(tmp_path, "model:\n  class_names: [a]\n  anchors: " + str([[1, 2, 3]] * 9) + "\n"))
+    with pytest.raises(ValueError, match="model.class_names: names must be distinct"):
+        load_config(config_file(tmp_path, "model:\n  class_names: [a, a]\n  anchors: " + str([[1, 2]] * 9) + "\n"))
+
+
+def test_python_configs_are_checked_as_files_are():
+    spec = ModelSpec(class_names=("a",), anchors=file_anchors(DEFAULT_ANCHORS_FILE, 416))
+    with pytest.raises(ValueError, match="ema: expected true or false, got 'no'"):
+        TrainConfig(train="t", val="v", run_dir="r", model=spec, ema="no")
+    with pytest.raises(ValueError, match="time_limit: expected a finite number, got nan"):
+        TrainConfig(train="t", val="v", run_dir="r", model=spec, time_limit=float("nan"))
+    with pytest.raises(ValueError, match="model: expected a ModelSpec mapping"):
+        TrainConfig(train="t", val="v", run_dir="r", model={"class_names": ["a"]})
+
+
+def test_an_earlier_versions_loss_keys_are_read_from_the_top_level(tmp_path):
+    path = config_file(tmp_path, MODEL_YAML + "anchor_t: 3.0\nignore_threshold: 0.6\n")
+    loaded = load_config(path)
+    assert (loaded.loss.anchor_t, loaded.loss.ignore_threshold) == (3.0, 0.6)
+    assert "anchor_t" not in json.dumps(to_dict(loaded)).split('"loss"')[0]  # saved in its section now
+
+
+def test_time_limit_nan_is_refused_on_the_command_line(tmp_path):
+    classes = tmp_path / "classes.txt"
+    classes.write_text("a\n")
+    with pytest.raises(ValueError, match="time_limit: expected a finite number, got nan"):
+        train.resolve_config(["--train", "t", "--val", "v", "--classes", str(classes), "--run-dir", "r",
+                              "--time-limit", "nan"])

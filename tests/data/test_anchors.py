@@ -39,6 +39,7 @@ def test_box_shapes_are_letterboxed_and_unreadable_images_skipped(tmp_path, capl
         shapes = letterboxed_box_shapes(annotations, 160)
     np.testing.assert_allclose(shapes, [[80, 60]])  # scale 160 / 80
     assert "gone.jpg: image not found" in caplog.text
+    assert "1 of 2 boxes are narrower or shorter than 2 px at input size 160 and are left out" in caplog.text
 
 
 def test_autoanchor_warns_and_replaces_only_when_asked(tmp_path, caplog):

@@ -145,7 +145,7 @@ def test_hsv_changes_colours_not_geometry():
 
 
 def test_config_rejects_impossible_values():
-    with pytest.raises(ValueError, match="mosaic must be in"):
+    with pytest.raises(ValueError, match="mosaic: must be at most 1, got 1.5"):
         AugmentConfig(mosaic=1.5)
-    with pytest.raises(ValueError, match="scale range"):
+    with pytest.raises(ValueError, match="zoom range"):
         AugmentConfig(scale_min=1.2, scale_max=1.0)

@@ -62,12 +62,13 @@ def test_training_and_validation_pipelines_see_the_viewed_photo(tmp_path):
 
 def test_keras_prediction_and_drawing_use_the_viewed_photo(tiny_run, tmp_path):  # noqa: F811
     from utils.data.images import read_bgr
-    from utils.inference.detector import Detector
+    from utils.inference.loading import load_detector
 
     path, viewed = phone_photo(tmp_path)
-    detector = Detector(tiny_run, confidence=1e-6, max_detections=5)
-    (from_file,) = detector.detect_paths([str(path)])
-    from_pixels = detector.detect_rgb(viewed)
+    detector = load_detector(tiny_run)
+    settings = detector.settings.replace(score_threshold=1e-6, max_detections=5)
+    (from_file,) = detector.detect_paths([str(path)], settings)
+    (from_pixels,) = detector.detect(viewed, settings)
     assert len(from_file.scores) == 5
     np.testing.assert_allclose(from_file.boxes, from_pixels.boxes, atol=1e-3)
     assert from_file.boxes[:, [0, 2]].max() <= 40 and from_file.boxes[:, [1, 3]].max() <= 80  # viewed frame

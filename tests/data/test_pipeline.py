@@ -107,3 +107,23 @@ def test_bad_samples_are_skipped(tmp_path, caplog):
         dataset = build_dataset(annotations, (64, 64), 1, training=False)
     assert f"skipping {tmp_path / 'missing.jpg'}: image file not found" in caplog.text
     assert sum(1 for _ in dataset) == 4
+
+
+def test_boxes_beyond_max_boxes_after_mixup_are_counted(tmp_path):
+    """Mixup keeps both samples' boxes: two images of 30 boxes make 60, and with --max-boxes 40 the 20 beyond it
+    are cut from every sample — and counted for the trainer to report, never dropped silently."""
+    annotations = []
+    grid = [(2 + 10 * i, 2 + 10 * j) for i in range(6) for j in range(5)]
+    for index in range(2):
+        path = tmp_path / f"many{index}.png"
+        cv2.imwrite(str(path), np.full((64, 64, 3), 90, np.uint8))
+        annotations.append(Annotation(str(path), np.array([[x, y, x + 6, y + 6, 0] for x, y in grid], np.float32)))
+    config = AugmentConfig(mosaic=0, mixup=1, scale_min=1, scale_max=1, aspect_jitter=0, translate=0,
+                           flip_probability=0, hsv_h=0, hsv_s=0, hsv_v=0)
+    dropped = tf.Variable(0, dtype=tf.int64)
+    dataset = build_dataset(annotations, (64, 64), 2, training=True, augment=config, max_boxes=40,
+                            dropped_boxes=dropped)
+    _, boxes = next(iter(dataset))
+    assert (boxes.numpy()[..., 4] >= 0).sum(axis=1).tolist() == [40, 40]
+    counted = int(dropped.numpy())  # samples prefetched beyond this batch are counted too: 20 each
+    assert counted >= 40 and counted % 20 == 0

@@ -50,6 +50,19 @@ def test_missing_size_reads_the_image_and_png_is_found(tmp_path):
     np.testing.assert_array_equal(record.boxes, [[10, 10, 80, 50, 1]])  # clipped to the real 80 px width
 
 
+def test_a_size_that_disagrees_with_the_image_is_reported_and_the_images_size_used(tmp_path, caplog):
+    write_image(tmp_path / "JPEGImages" / "c.jpg", 60, 80)
+    (tmp_path / "Annotations").mkdir()
+    (tmp_path / "Annotations" / "c.xml").write_text(  # <size> says 800×600; the image is 80×60
+        "<annotation><size><width>800</width><height>600</height></size>"
+        + voc_object("cat", (10, 10, 300, 50)) + "</annotation>")
+    with caplog.at_level("WARNING"):
+        record = parse_voc_xml(tmp_path / "Annotations" / "c.xml", tmp_path / "JPEGImages", CLASSES)
+    np.testing.assert_array_equal(record.boxes, [[10, 10, 80, 50, 0]])  # clipped to the image, not to <size>
+    assert record.counts["size_mismatch"] == 1
+    assert "c.xml: <size> 800×600 differs from its image" in caplog.text and "(80×60 as viewed)" in caplog.text
+
+
 def test_malformed_xml_is_reported_and_conversion_goes_on(tmp_path, capsys):
     root = tmp_path / "VOCdevkit" / "VOC2007"
     for index in range(10):

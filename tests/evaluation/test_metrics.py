@@ -59,14 +59,14 @@ def test_difficult_box_is_never_a_miss():
 
 def test_error_breakdown_and_confusion_matrix_by_hand():
     matching = Matching.build(HAND_DETECTIONS, HAND_TRUTH)
-    analysis = analyse_errors(matching, 2, confidence=0.5)
+    analysis = analyse_errors(matching, 2, pr_score=0.5)
     assert analysis.counts() == {"true_positive": 3, "duplicate": 1, "class_confusion": 1, "localisation": 1,
                                  "background": 1, "false_positives": 4, "missed": 0}
     # rows: true class 0, 1, background; columns: predicted 0, 1, missed.
     np.testing.assert_array_equal(analysis.confusion, [[3, 1, 0], [0, 0, 0], [3, 0, 0]])
     np.testing.assert_array_equal(analysis.image_errors, [2, 2])
     # At 0.82 only the first three detections count: one hit, one duplicate, boxes 3 and 4 missed.
-    high = analyse_errors(matching, 2, confidence=0.82)
+    high = analyse_errors(matching, 2, pr_score=0.82)
     assert high.counts()["true_positive"] == 1 and high.counts()["duplicate"] == 1 and high.counts()["missed"] == 2
     np.testing.assert_array_equal(high.confusion, [[1, 0, 2], [0, 0, 0], [1, 0, 0]])
     np.testing.assert_array_equal(worst_images(high, 5), [0, 1])  # A: 1 FP + 1 missed; B: 1 missed

@@ -16,16 +16,17 @@ def test_litert_export_matches_and_runs_in_predict_and_get_map(tiny_run, tmp_pat
     images = [str(write_image(tmp_path / f"{i}.jpg", 60 + 8 * i, 80, seed=i)) for i in range(3)]
     out = tmp_path / "model.tflite"
     code = predict.main(["export", "--run-dir", str(tiny_run), "--format", "litert", "--output", str(out),
-                         "--confidence", "1e-6", "--max-detections", "5", "--check-images", *images])
+                         "--score-threshold", "1e-6", "--max-detections", "5", "--check-images", *images])
     printed = capsys.readouterr().out
     assert code == 0, printed
-    assert "(litert); parity on 3 images" in printed and "-> passed" in printed
+    assert "parity on 3 images" in printed and "-> passed" in printed and f"exported {out} (litert)" in printed
     meta = json.loads((tmp_path / "model.tflite.json").read_text())
-    assert meta["class_names"] == ["cat", "dog"] and meta["format"] == "litert" and meta["max_detections"] == 5
+    assert meta["class_names"] == ["cat", "dog"] and meta["format"] == "litert"
+    assert meta["settings"]["max_detections"] == 5 and meta["settings"]["score_threshold"] == 1e-6
     # predict.py runs the export: the same detections as the Keras run, written as annotation lines.
     for model, name in ((tiny_run, "keras"), (out, "litert")):
         assert predict.main(["image", "--model", str(model), "--input", *images, "--output", str(tmp_path / name),
-                             "--confidence", "1e-6", "--max-detections", "5", "--save-txt",
+                             "--score-threshold", "1e-6", "--max-detections", "5", "--save-txt",
                              str(tmp_path / f"{name}.txt")]) == 0
     keras_lines = (tmp_path / "keras.txt").read_text().split("\n")
     litert_lines = (tmp_path / "litert.txt").read_text().split("\n")
@@ -34,7 +35,7 @@ def test_litert_export_matches_and_runs_in_predict_and_get_map(tiny_run, tmp_pat
     truth = tmp_path / "truth.txt"
     truth.write_text((tmp_path / "litert.txt").read_text())
     assert get_map.main(["--model", str(out), "--annotations", str(truth), "--no-plots",
-                         "--out-dir", str(tmp_path / "map"), "--confidence", "0"]) == 0
+                         "--out-dir", str(tmp_path / "map"), "--pr-score", "0"]) == 0
     metrics = json.loads((tmp_path / "map" / "metrics.json").read_text())
     assert metrics["map50"] == pytest.approx(1.0)
     capsys.readouterr()
@@ -53,7 +54,7 @@ def test_quantized_litert_exports_keep_the_keras_detections(tiny_run, tmp_path, 
     images = [str(write_image(tmp_path / "calib" / f"{i}.jpg", 60 + 8 * i, 80, seed=i)) for i in range(6)]
     calibration = tmp_path / "calibration.txt"
     calibration.write_text("\n".join(images) + "\n")
-    common = ["--run-dir", str(tiny_run), "--confidence", "1e-6", "--max-detections", "5"]
+    common = ["--run-dir", str(tiny_run), "--score-threshold", "1e-6", "--max-detections", "5"]
     # The Keras model's own top-5 detections are the truth each export is scored against (Keras: mAP 1).
     truth = tmp_path / "keras.txt"
     assert predict.main(["image", *common, "--input", *images, "--output", str(tmp_path / "keras"),
@@ -81,6 +82,7 @@ def test_quantized_litert_exports_keep_the_keras_detections(tiny_run, tmp_path, 
     assert export_map(printed) > 0.5, printed
     assert out.stat().st_size < 0.35 * float_bytes  # int8 weights
     assert json.loads((tmp_path / "int8.tflite.json").read_text())["quantize"] == "int8"
+    assert not list(tmp_path.glob(".*partial*"))  # checked beside, then moved into place
     # A quantized export has a verdict only from labelled images: without them it is refused (or explicitly
     # unchecked), before any conversion.
     with pytest.raises(ValueError, match="give --annotations FILE"):
@@ -93,11 +95,13 @@ def test_quantized_litert_exports_keep_the_keras_detections(tiny_run, tmp_path, 
 
 
 def test_xla_and_graph_detectors_agree(tiny_run):  # noqa: F811
-    from utils.inference.detector import Detector
+    from utils.inference.loading import load_detector
 
     image = np.random.default_rng(3).integers(0, 255, (50, 70, 3), dtype=np.uint8)
-    graph = Detector(tiny_run, confidence=1e-6, max_detections=5).detect_rgb(image)
-    xla = Detector(tiny_run, confidence=1e-6, max_detections=5, jit_compile=True).detect_rgb(image)
+    detector = load_detector(tiny_run)
+    settings = detector.settings.replace(score_threshold=1e-6, max_detections=5)
+    (graph,) = detector.detect(image, settings)
+    (xla,) = detector.detect(image, settings.replace(xla=True))
     assert len(graph.scores) == 5
     np.testing.assert_allclose(xla.boxes, graph.boxes, atol=1e-3)
     np.testing.assert_array_equal(xla.classes, graph.classes)

@@ -31,7 +31,7 @@ detector = keras.saving.load_model(sys.argv[1])
 image = cv2.cvtColor(cv2.imread(sys.argv[2], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 found = detector.detect(image)[0]
 print(json.dumps({"class_names": list(detector.class_names), "box_coding": detector.decoder.box_coding,
-                  "score_threshold": detector.decoder.score_threshold, "boxes": found.boxes.tolist(),
+                  "score_threshold": detector.settings.score_threshold, "boxes": found.boxes.tolist(),
                   "scores": found.scores.tolist(), "classes": found.classes.tolist()}))
 """
 
@@ -49,7 +49,7 @@ def test_a_keras_file_alone_detects_as_predict_does_on_the_run(tiny_run, tmp_pat
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["class_names"] == ["cat", "dog"] and loaded["box_coding"] == "v5"
-    assert loaded["score_threshold"] == 1e-5  # saved in the model: predict.py above was given no --confidence
+    assert loaded["score_threshold"] == 1e-5  # saved in the model: predict.py above was given no --score-threshold
     found = Detections(np.array(loaded["boxes"]).reshape(-1, 4), np.array(loaded["scores"]),
                        np.array(loaded["classes"]))
     assert 0 < len(found.scores) == len(by_predict)
@@ -100,7 +100,7 @@ def test_settings_are_checked_against_the_network():
 
 
 def test_detect_images_takes_a_file_a_folder_or_a_list(tmp_path):
-    from utils.inference.batch import detect_images
+    from utils.inference.files import detect_images
 
     detector = tiny_detector(num_classes=2, size=32, score_threshold=0.01)
     paths = [write_image(tmp_path / "photos" / "a.jpg", 40, 60), write_image(tmp_path / "photos" / "sub" / "b.png",
@@ -114,3 +114,39 @@ def test_detect_images_takes_a_file_a_folder_or_a_list(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="empty: no images"):
         detect_images(detector, tmp_path / "empty")
+    assert detect_images(detector, []) == {} and detect_images(detector, []).skipped == []
+    # A missing and a corrupt file among good ones are skipped and reported, not raised from inside the batching.
+    corrupt = tmp_path / "photos" / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    found = detect_images(detector, [str(paths[0]), str(tmp_path / "missing.jpg"), str(corrupt), str(paths[1])])
+    assert list(found) == [str(paths[0]), str(paths[1])]
+    assert found.skipped == [f"{tmp_path / 'missing.jpg'}: image file not found",
+                             f"{corrupt}: corrupt or not an image (decoding failed)"]
+
+
+def test_detect_takes_float_gray_and_rgba_images_as_their_uint8_rgb_and_refuses_a_path():
+    detector = tiny_detector(num_classes=2, size=32, score_threshold=0.01)
+    image = np.random.default_rng(1).integers(0, 255, (30, 40, 3), np.uint8)
+    expected = detector.detect(image)[0]
+    for same in (image / 255.0, image.astype(np.float32), np.dstack([image, np.full((30, 40), 9, np.uint8)])):
+        np.testing.assert_allclose(detector.detect(same)[0].boxes, expected.boxes, atol=1e-4)
+    gray = image[..., 0]
+    np.testing.assert_allclose(detector.detect(gray)[0].boxes, detector.detect(np.dstack([gray] * 3))[0].boxes)
+    assert detector.detect(np.zeros((0, 30, 40, 3), np.uint8)) == []
+    with pytest.raises(ValueError, match="is a path; detect\\(\\) takes image arrays"):
+        detector.detect("photo.jpg")
+
+
+def test_the_class_filter_is_a_setting_applied_inside_the_graph():
+    from utils.inference.exported import ExportedDetector  # noqa: F401  (the interface both satisfy)
+    from utils.inference.interface import Detector
+
+    detector = tiny_detector(num_classes=3, size=32, score_threshold=0.01)
+    assert isinstance(detector, Detector)
+    image = np.random.default_rng(2).integers(0, 255, (32, 32, 3), np.uint8)
+    every = detector.detect(image, detector.settings.replace(max_detections=1000))[0]
+    only = detector.detect(image, detector.settings.replace(max_detections=1000, classes=("class2",)))[0]
+    assert len(only.scores) and set(only.classes) == {2}
+    np.testing.assert_allclose(only.boxes, every.boxes[every.classes == 2])  # class-aware NMS: the same boxes
+    with pytest.raises(ValueError, match="classes horse: not among the model's classes"):
+        detector.decoder_for(detector.settings.replace(classes=("horse",)))

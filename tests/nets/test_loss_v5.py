@@ -91,12 +91,15 @@ def test_gains_scale_with_classes_and_input_size_and_config_round_trips():
 
 
 @pytest.mark.slow
-def test_one_batch_overfit_with_yolov5_neck_and_v5_loss():
+def test_a_detector_built_in_python_trains_with_plain_compile_and_fit():
+    """The detector owns its loss: `compile(optimizer)` + `fit(images, padded boxes)` overfit one batch with the
+    v5 assignment, and `detect` finds every box again."""
     import keras
 
+    from nets.detector import YoloDetector
     from nets.yolo import build_yolo
+    from utils.config.detect_config import DetectConfig
     from utils.evaluation.matching import iou_matrix
-    from utils.ops.decoder import Decoder
 
     size = 128
     rng = np.random.default_rng(0)
@@ -109,18 +112,56 @@ def test_one_batch_overfit_with_yolov5_neck_and_v5_loss():
         for x1, y1, x2, y2, c in rows.astype(int):
             images[i, y1:y2, x1:x2] = (230, 60, 60) if c == 0 else (60, 60, 230)
     images += rng.normal(0, 5, images.shape).astype("float32")
-    anchors = COCO_ANCHORS * size / 416  # scaled to the 128 input
     keras.utils.set_random_seed(0)
-    model = build_yolo("efficientnet-b0", "yolov5", 2, input_shape=(size, size, 3))
-    model.compile(keras.optimizers.Adam(3e-3), loss=[YoloV5Loss(anchors, level, 2, (size, size)) for level in range(3)])
-    history = model.fit(images, (boxes, boxes, boxes), epochs=250, batch_size=2, verbose=0).history["loss"]
-    assert np.isfinite(history).all() and history[-1] < 0.1 * history[0]
+    network = build_yolo("shufflenetv2-x1.0", "yolov5", 2, input_shape=(size, size, 3))
+    detector = YoloDetector.from_network(network, ["red", "blue"], COCO_ANCHORS * size / 416, "v5",
+                                         DetectConfig(score_threshold=0.3))
+    detector.compile(keras.optimizers.Adam(3e-3))
+    history = detector.fit(images, boxes, epochs=300, batch_size=2, verbose=0).history
+    assert np.isfinite(history["loss"]).all() and history["loss"][-1] < 0.1 * history["loss"][0]
+    parts = sum(history[f"{part}_loss"][-1] for part in ("box", "objectness", "class"))
+    assert parts == pytest.approx(history["loss"][-1], rel=1e-4)  # the logged parts add up to the loss
 
-    decoder = Decoder(anchors, (size, size), "v5", score_threshold=0.3)
-    result = decoder.detections(model(images, training=False), tf.constant([[size, size]] * 2))
-    for i, rows in enumerate(truth):
-        count = int(result["count"][i])
-        found, classes = result["boxes"][i, :count].numpy(), result["classes"][i, :count].numpy()
+    found = detector.detect(np.clip(images, 0, 255).astype(np.uint8))
+    for rows, detections in zip(truth, found, strict=True):
         for row in rows:
-            same_class = found[classes == int(row[4])]
+            same_class = detections.boxes[detections.classes == int(row[4])]
             assert len(same_class) and iou_matrix(row[None, :4], same_class).max() > 0.7
+
+
+def test_an_sgd_step_at_any_batch_is_yolov5s_step_per_image():
+    """YOLOv5 multiplies its loss by the batch size, accumulates gradients over 64 / B batches and steps at an
+    unscaled rate η with decay wd (its decay is scaled by B · accumulate / 64 = 1): one step is −η (64 ∇ℓ + wd w) for
+    64 images, ℓ the per-batch mean loss. Here the rate is scaled by B / 64 and there is no accumulation, so the
+    loss is scaled to the nominal 64: one step is −η (B / 64) (64 ∇ℓ + wd w) for B images — YOLOv5's per image,
+    decay included. (Scaling the loss by B as well gave −η (B / 64) (B ∇ℓ + wd w): a quarter of YOLOv5's step at
+    B = 16, and decay 64 / B times too strong against the loss.)"""
+    from nets.detector import level_losses
+    from tests.conftest import tiny_detector
+    from utils.config.run_config import LossConfig, ModelSpec, TrainConfig
+    from utils.training.trainer import compile_detector, make_schedule, optimizer_with
+
+    batch, eta, wd = 8, 0.5, 5e-4  # a large η, so the step is far above float32 rounding of the weights
+    detector = tiny_detector(num_classes=2, size=64, box_coding="v5")
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (batch, 64, 64, 3)).astype("float32")
+    boxes = np.full((batch, 3, 5), -1.0, "float32")
+    boxes[:, 0] = [4, 6, 40, 30, 1]
+    boxes[:, 1] = [20, 20, 60, 62, 0]
+    per_batch = level_losses(detector.decoder, 2, LossConfig(), nominal_batch_size=1)  # ℓ: the loss × 1
+    with tf.GradientTape() as tape:
+        outputs = detector(images, training=True)
+        mean_loss = tf.add_n([tf.add_n(list(loss.parts(tf.constant(boxes), raw).values()))
+                              for loss, raw in zip(per_batch, outputs, strict=True)])
+    gradients = tape.gradient(mean_loss, detector.trainable_variables)
+    before = [v.numpy().copy() for v in detector.trainable_variables]
+
+    spec = ModelSpec(class_names=("a", "b"), anchors=detector.decoder.anchors, input_size=64, assigner="v5")
+    config = TrainConfig(train="-", val="-", run_dir="-", model=spec, optimizer="sgd", learning_rate=eta,
+                         momentum=0.0, weight_decay=wd, batch_size=batch, warmup_epochs=0, lr_limits=(1e-6, 1.0))
+    compile_detector(detector, config, optimizer_with(config, make_schedule(config, 100, 0)))
+    detector.train_on_batch(images, boxes)
+    for variable, old, gradient in zip(detector.trainable_variables, before, gradients, strict=True):
+        decay = wd * old if "kernel" in variable.path else 0.0  # biases are not decayed
+        yolov5_step = -eta * (64 * gradient.numpy() + decay)  # per 64 images
+        np.testing.assert_allclose(variable.numpy() - old, batch / 64 * yolov5_step, rtol=2e-3, atol=1e-8)

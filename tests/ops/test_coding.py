@@ -2,12 +2,14 @@ import numpy as np
 import tensorflow as tf
 
 from tests.nets.test_loss import ANCHORS, raw_for_box
+from utils.config.detect_config import DetectConfig
 from utils.ops.decoder import Decoder
 from utils.ops.letterbox import boxes_to_letterbox, letterbox_params
 
 
 def postprocess(raws, anchors, image_hw, input_hw, score_threshold, box_coding="v3", letterbox=True):
-    decoder = Decoder(np.asarray(anchors), input_hw, box_coding, score_threshold, letterbox=letterbox)
+    settings = DetectConfig(score_threshold=score_threshold, letterbox=letterbox)
+    decoder = Decoder(np.asarray(anchors), input_hw, box_coding, settings)
     return decoder.detections(raws, image_hw)
 
 

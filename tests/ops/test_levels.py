@@ -1,5 +1,6 @@
 """The level table is the one place strides, output names, objectness balance and anchors per level live: a change
-there reaches the head, both losses, decoding, the heatmap and the data pipeline."""
+there reaches the head, both losses, decoding, the heatmap and the input-size check. There are three levels, fixed:
+every backbone and neck is built for them."""
 
 import keras
 import numpy as np
@@ -9,7 +10,7 @@ import tensorflow as tf
 from nets.head import yolo_head
 from nets.loss import YoloV3Loss
 from nets.loss_v5 import YoloV5Loss
-from utils.data.pipeline import with_level_targets
+from utils.config.run_config import ModelSpec
 from utils.inference.heatmap import heatmap_panels
 from utils.ops import levels
 from utils.ops.decoder import Decoder
@@ -48,10 +49,16 @@ def test_a_changed_table_entry_is_seen_everywhere(monkeypatch):
     assert panels.shape == (20, 80, 3)
 
 
-def test_level_count_and_anchors_per_level_come_from_the_table(monkeypatch):
-    monkeypatch.setattr(levels, "LEVELS", CHANGED + (levels.Level("p6", 128, 0.1),))
-    dataset = with_level_targets(tf.data.Dataset.from_tensors((tf.zeros((1, 8, 8, 3)), tf.zeros((1, 2, 5)))))
-    assert len(next(iter(dataset))[1]) == 4
-    with pytest.raises(ValueError, match="expected 12 anchors"):
-        Decoder(ANCHORS, (64, 64))
-    assert levels.anchors_by_level(np.ones((12, 2))).shape == (4, 3, 2)
+def test_three_levels_are_fixed_and_the_input_size_follows_the_coarsest_stride(monkeypatch):
+    from nets.yolo import build_yolo
+
+    model = build_yolo("shufflenetv2-x0.5", "yolov5", 1, input_shape=(64, 64, 3))
+    assert model.output_names == list(levels.level_names()) == ["p3", "p4", "p5"]
+    assert [64 // output.shape[1] for output in model.outputs] == list(levels.strides()) == [8, 16, 32]
+    with pytest.raises(ValueError, match="expected 9 anchors \\(3 for each of 3 levels\\), got 12"):
+        Decoder(np.ones((12, 2)), (64, 64))
+    spec = {"class_names": ("a",), "anchors": ANCHORS}
+    assert ModelSpec(**spec, input_size=96).input_size == 96
+    monkeypatch.setattr(levels, "LEVELS", CHANGED)  # p5 at stride 64: inputs must be multiples of 64
+    with pytest.raises(ValueError, match="input_size: must be a multiple of 64, got 96"):
+        ModelSpec(**spec, input_size=96)

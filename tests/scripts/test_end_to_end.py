@@ -94,7 +94,7 @@ def test_convert_train_evaluate_predict(shapes_voc, tmp_path, capsys):
     image = read_annotations(lines / "val.txt")[0][0].image_path
     out = tmp_path / "pred.png"
     assert predict.main(["image", "--run-dir", str(run), "--input", image, "--output", str(out),
-                         "--confidence", "0.0001"]) == 0
+                         "--score-threshold", "0.0001"]) == 0
     assert out.is_file() and out.stat().st_size > 0
     assert f"-> {out}" in capsys.readouterr().out
 

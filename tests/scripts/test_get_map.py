@@ -95,7 +95,7 @@ def test_round_trip_through_the_results_format(hand_case):
 
 
 def test_detections_mode_needs_a_class_list(hand_case):
-    with pytest.raises(SystemExit, match="--detections needs --classes"):
+    with pytest.raises(ValueError, match="--detections needs --classes"):
         get_map.main(["--detections", str(hand_case["detections"]), "--annotations", str(hand_case["annotations"])])
 
 

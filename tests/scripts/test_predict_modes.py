@@ -14,11 +14,12 @@ from utils.data.annotations import read_annotations
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A run directory with an untrained ShuffleNet-x0.5 + YOLOv5 detector at 64 px and two classes, saved with a
-    score threshold of 1e-5 (what `predict.py` uses when no --confidence is given)."""
+    score threshold of 1e-5 (what `predict.py` uses when no --score-threshold is given)."""
     import keras
 
     from nets.detector import YoloDetector
     from nets.yolo import build_yolo
+    from utils.config.detect_config import DetectConfig
     from utils.config.run_config import ModelSpec, TrainConfig, save_config
 
     keras.utils.set_random_seed(0)  # fixed weights: the exports are compared on the same, reproducible scores
@@ -32,7 +33,8 @@ def tiny_run(tmp_path_factory):
         if layer.name.endswith("_pred"):
             kernel, bias = layer.get_weights()
             layer.set_weights([kernel * 30, bias])
-    detector = YoloDetector.from_network(model, spec.class_names, spec.anchor_array(), "v5", score_threshold=1e-5)
+    detector = YoloDetector.from_network(model, spec.class_names, spec.anchor_array(), "v5",
+                                         DetectConfig(score_threshold=1e-5))
     detector.save(run / "best.keras")
     return run
 
@@ -44,7 +46,7 @@ def test_dir_mode_mirrors_folders_and_writes_every_output(tiny_run, tmp_path, ca
     (source / "notes.txt").write_text("not an image")
     out = tmp_path / "predicted"
     assert predict.main(["dir", "--run-dir", str(tiny_run), "--input", str(source), "--output", str(out),
-                         "--confidence", "1e-6", "--classes", "dog", "--crop", "--count",
+                         "--score-threshold", "1e-6", "--classes", "dog", "--crop", "--count",
                          "--save-json", str(tmp_path / "d.json"), "--save-txt", str(tmp_path / "d.txt")]) == 0
     for path in paths:
         assert (out / path.relative_to(source)).is_file()
@@ -55,7 +57,8 @@ def test_dir_mode_mirrors_folders_and_writes_every_output(tiny_run, tmp_path, ca
     assert [a.image_path for a in lines] == sorted(str(p) for p in paths)
     assert sum(len(a.boxes) for a in lines) == len(entries)
     counts = json.loads((out / "counts.json").read_text())
-    assert counts == {"cat": 0, "dog": len(entries)}
+    assert counts["total"] == {"cat": 0, "dog": len(entries)}
+    assert sum(n["dog"] for n in counts["per_image"].values()) == len(entries) and len(counts["per_image"]) == 3
     crops = list((out / "crops" / "dog").glob("*.jpg"))
     assert 0 < len(crops) <= len(entries) and not (out / "crops" / "cat").exists()
     assert f"total: dog {len(entries)}" in capsys.readouterr().out
@@ -70,7 +73,7 @@ def test_dir_mode_skips_unreadable_files_lists_them_and_fails_only_when_nothing_
     (source / "c.png").write_bytes(b"not a png")
     out = tmp_path / "predicted"
     assert predict.main(["dir", "--run-dir", str(tiny_run), "--input", str(source), "--output", str(out),
-                         "--confidence", "1e-6"]) == 0
+                         "--score-threshold", "1e-6"]) == 0
     assert (out / "a.jpg").is_file() and not (out / "b.jpg").exists()
     printed = capsys.readouterr().out
     assert (f"skipped 2 unreadable images:\n  {broken}: corrupt or not an image (decoding failed)\n"
@@ -90,17 +93,20 @@ def test_video_mode_writes_every_frame_at_the_source_fps(tiny_run, tmp_path):
     writer.release()
     out = tmp_path / "out" / "detected.mp4"
     assert predict.main(["video", "--run-dir", str(tiny_run), "--input", str(clip), "--output", str(out),
-                         "--confidence", "1e-6", "--show"]) == 0
+                         "--score-threshold", "1e-6", "--show", "--count", "--max-det", "2"]) == 0
     written = cv2.VideoCapture(str(out))
     assert written.get(cv2.CAP_PROP_FPS) == pytest.approx(12.0)
     assert int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == 7
     ok, frame = written.read()
     assert ok and frame.shape == (64, 80, 3)
     assert not list(out.parent.glob(".*partial*"))  # written beside, then renamed
+    counts = json.loads((out.parent / "detected_counts.json").read_text())
+    assert list(counts["per_frame"]) == [str(i) for i in range(1, 8)]  # at most 2 detections a frame (--max-det)
+    assert sum(counts["total"].values()) == sum(sum(frame.values()) for frame in counts["per_frame"].values()) <= 14
 
 
 def test_bad_inputs_are_named(tiny_run, tmp_path):
-    with pytest.raises(ValueError, match="--classes horse: not among the model's classes"):
+    with pytest.raises(ValueError, match="classes horse: not among the model's classes"):
         predict.main(["dir", "--run-dir", str(tiny_run), "--input", str(write_image(tmp_path / "x" / "a.jpg").parent),
                       "--output", str(tmp_path / "o"), "--classes", "horse"])
     with pytest.raises(FileNotFoundError, match="nothing.mp4: cannot open"):
@@ -113,11 +119,11 @@ def test_bad_inputs_are_named(tiny_run, tmp_path):
 
 
 def test_fps_prints_a_row_per_runtime_and_batch(tiny_run, capsys):
-    assert predict.main(["fps", "--run-dir", str(tiny_run), "--batch-sizes", "1", "2", "--runtimes", "eager",
-                         "graph", "--runs", "2"]) == 0
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("| eager", "| graph"))]
-    assert [row.split("|")[1:3] for row in rows] == [[" eager ", " 1 "], [" eager ", " 2 "], [" graph ", " 1 "],
-                                                     [" graph ", " 2 "]]
+    assert predict.main(["fps", "--run-dir", str(tiny_run), "--batch-sizes", "1", "2", "--runtimes", "graph",
+                         "xla", "--runs", "2"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("| graph", "| xla"))]
+    assert [row.split("|")[1:3] for row in rows] == [[" graph ", " 1 "], [" graph ", " 2 "], [" xla ", " 1 "],
+                                                     [" xla ", " 2 "]]
     assert all(float(row.split("|")[3]) > 0 for row in rows)
 
 
@@ -137,7 +143,7 @@ def test_heatmap_panels_cover_the_image_per_level(tiny_run, tmp_path):
 def test_saved_model_export_matches_the_keras_model(tiny_run, tmp_path, capsys):
     images = [str(write_image(tmp_path / f"{i}.jpg", 50 + 10 * i, 70, seed=i)) for i in range(3)]
     out = tmp_path / "exported"
-    assert predict.main(["export", "--run-dir", str(tiny_run), "--output", str(out), "--confidence", "1e-6",
+    assert predict.main(["export", "--run-dir", str(tiny_run), "--output", str(out), "--score-threshold", "1e-6",
                          "--check-images", *images]) == 0
     printed = capsys.readouterr().out
     assert "parity on 3 images" in printed and "-> passed" in printed
@@ -172,7 +178,7 @@ def test_parity_check_fails_on_a_moved_box_or_a_changed_class():
 def test_export_refuses_a_vacuous_check_and_an_unwritable_path_before_converting(tiny_run, tmp_path):
     images = [str(write_image(tmp_path / f"{i}.jpg", 60, 80, seed=i)) for i in range(2)]
     with pytest.raises(ValueError, match="none of --check-images has a detection"):
-        predict.main(["export", "--run-dir", str(tiny_run), "--output", str(tmp_path / "sm"), "--confidence",
+        predict.main(["export", "--run-dir", str(tiny_run), "--output", str(tmp_path / "sm"), "--score-threshold",
                       "0.9999", "--check-images", *images])
     assert not (tmp_path / "sm").exists()
     blocker = tmp_path / "a_file"
@@ -187,10 +193,11 @@ def test_onnx_export_runs_in_onnx_runtime_and_matches(tiny_run, tmp_path, capsys
     images = [str(write_image(tmp_path / f"{i}.jpg", 60, 80, seed=i)) for i in range(2)]
     out = tmp_path / "model.onnx"
     code = predict.main(["export", "--run-dir", str(tiny_run), "--format", "onnx", "--output", str(out),
-                         "--confidence", "1e-6", "--max-detections", "3", "--check-images", *images])
+                         "--score-threshold", "1e-6", "--max-detections", "3", "--check-images", *images])
     printed = capsys.readouterr().out
     assert code == 0, printed
-    assert out.is_file() and "(onnx); parity on 2 images" in printed and "-> passed" in printed
+    assert out.is_file() and "parity on 2 images" in printed and "-> passed" in printed
+    assert f"exported {out} (onnx)" in printed
     assert predict.main(["fps", "--run-dir", str(tiny_run), "--runtimes", "graph", "--batch-sizes", "1", "2",
                          "--runs", "2", "--onnx", str(out)]) == 0
     rows = [line.split("|")[1:3] for line in capsys.readouterr().out.splitlines() if line.startswith("| onnx")]
@@ -206,3 +213,35 @@ def test_parity_pairs_tied_detections_by_box_not_rank():
     swapped = Detections(boxes[::-1] + 0.2, np.array([0.5, 0.5]), np.array([1, 0]))
     parity = compare([ours], [swapped])
     assert parity.passed() and parity.max_box_difference == pytest.approx(0.2)
+
+
+def test_export_checks_every_input_before_converting_and_leaves_nothing_when_its_check_fails(tiny_run, tmp_path,
+                                                                                          monkeypatch, capsys):
+    import utils.export.policy as policy
+    from utils.export.writers import Parity
+
+    images = [str(write_image(tmp_path / f"{i}.jpg", 60, 80, seed=i)) for i in range(2)]
+    calibration = tmp_path / "calibration.txt"
+    calibration.write_text("\n".join(images) + "\n")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    gone = tmp_path / "gone.txt"
+    gone.write_text(f"{tmp_path / 'gone.jpg'} 1,1,9,9,0\n")
+    converted = []
+    monkeypatch.setattr(policy, "export_litert", lambda *a, **k: converted.append(a))
+    with pytest.raises(ValueError, match=r"empty.txt: annotation file is empty"):
+        predict.main(["export", "--run-dir", str(tiny_run), "--format", "litert", "--output",
+                      str(tmp_path / "int8.tflite"), "--quantize", "int8", "--calibration", str(calibration),
+                      "--annotations", str(empty), "--check-images", *images])
+    with pytest.raises(ValueError, match=r"gone.txt \(--calibration\): no readable image listed \(1 lines parsed\)"):
+        predict.main(["export", "--run-dir", str(tiny_run), "--format", "litert", "--output",
+                      str(tmp_path / "int8.tflite"), "--quantize", "int8", "--calibration", str(gone), "--no-check"])
+    assert not converted and not list(tmp_path.glob("*int8*"))
+    monkeypatch.undo()
+    # A check that fails leaves nothing at the output path (the export was written and checked beside it).
+    monkeypatch.setattr(policy, "compare", lambda ours, theirs: Parity(len(ours), 5.0, True, True, 1))
+    out = tmp_path / "exported"
+    assert predict.main(["export", "--run-dir", str(tiny_run), "--output", str(out), "--score-threshold", "1e-6",
+                         "--check-images", *images]) == 1
+    assert "max box difference 5.000 px" in capsys.readouterr().out
+    assert not out.exists() and not list(tmp_path.glob(".exported*"))

@@ -121,7 +121,7 @@ def test_ctrl_c_prints_the_resume_command_instead_of_a_traceback(lines, tmp_path
 def test_nan_loss_stops_with_a_message_and_a_resumable_state(shapes_voc, tmp_path, monkeypatch):
     import tensorflow as tf
 
-    import utils.training.trainer as training
+    import nets.detector
 
     lines = tmp_path / "lines"
     classes = str(shapes_voc / "classes.txt")
@@ -130,26 +130,51 @@ def test_nan_loss_stops_with_a_message_and_a_resumable_state(shapes_voc, tmp_pat
     run = tmp_path / "run"
     flags = ["--train", str(lines / "train.txt"), "--val", str(lines / "val.txt"), "--classes", classes, *TINY,
              "--input-size", "64", "--epochs", "2", "--batch-size", "6", "--eval-period", "2", "--run-dir", str(run)]
-    real_losses = training.make_losses
+    real_losses = nets.detector.level_losses
     calls = tf.Variable(0, trainable=False)
 
-    def poisoned(config):  # from the second epoch (3 steps × 3 levels of loss per epoch) the loss is NaN
-        def nan_after(inner):
-            def loss(y_true, y_pred):
-                calls.assign_add(1)
-                return tf.where(calls > 9, float("nan"), inner(y_true, y_pred))
-            return loss
-        return [nan_after(inner) for inner in real_losses(config)]
+    class NanAfterNineCalls:  # from the second epoch (3 steps × 3 levels of loss per epoch) the loss is NaN
+        def __init__(self, inner):
+            self.inner = inner
 
-    monkeypatch.setattr(training, "make_losses", poisoned)
+        def parts(self, boxes, raw):
+            calls.assign_add(1)
+            return {part: tf.where(calls > 9, float("nan"), value)
+                    for part, value in self.inner.parts(boxes, raw).items()}
+
+    def poisoned(*args, **kwargs):
+        return [NanAfterNineCalls(inner) for inner in real_losses(*args, **kwargs)]
+
+    monkeypatch.setattr(nets.detector, "level_losses", poisoned)
     with pytest.raises(FloatingPointError, match=r"training loss became nan in epoch 2; stopped\. The state after "
                                                   r"epoch 1 is saved in .*resume"):
         train.main(flags)
     assert resume_epoch(run) == 1
-    monkeypatch.setattr(training, "make_losses", real_losses)
+    monkeypatch.setattr(nets.detector, "level_losses", real_losses)
     assert train.main(["--resume", str(run)]) == 0  # the saved state trains on (here without the poison)
     log = read_csv_log(run / "training_log.csv")
     assert log["epoch"] == [0.0, 1.0] and all(np.isfinite(log["loss"]))
+
+
+def test_resuming_a_finished_run_says_it_is_complete_and_how_to_extend_it(lines, tmp_path, capsys):
+    run = tmp_path / "run"
+    flags = ["--train", str(lines / "train.txt"), "--val", str(lines / "test.txt"), "--classes",
+             str(lines / "classes.txt"), *TINY, "--input-size", "64", "--batch-size", "8", "--epochs", "1",
+             "--run-dir", str(run)]
+    assert train.main(flags) == 0
+    log = (run / "training_log.csv").read_text()
+    capsys.readouterr()
+    assert train.main(["--resume", str(run)]) == 0
+    printed = capsys.readouterr().out
+    assert f"{run}: complete (all 1 epochs are trained); nothing to train. To train longer: python train.py " \
+           f"--resume {run} --epochs N (more than 1)" in printed and f"resuming {run}" not in printed
+    assert (run / "training_log.csv").read_text() == log
+    # A run whose time budget is spent: as a budgeted run records it after each epoch (60 s used of 1 minute).
+    (run / "resume" / "time_budget.json").write_text(json.dumps({"epoch": 1, "seconds": 60.0, "epoch_seconds": 30.0}))
+    assert train.main(["--resume", str(run), "--epochs", "5", "--time-limit", "1"]) == 0
+    assert "complete (its time budget of 1 minutes is spent after 1 epochs); nothing to train. To train longer: " \
+           f"python train.py --resume {run} --time-limit M (more minutes in all)" in capsys.readouterr().out
+    assert (run / "training_log.csv").read_text() == log
 
 
 def strategy_script(strategy: str, lines: Path, run: Path, logical_cpus: int = 0) -> str:

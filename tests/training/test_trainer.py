@@ -75,7 +75,7 @@ def test_pretrained_weights_default_to_the_fine_tuning_recipe_and_explicit_flags
     save_config(tuned, tmp_path / "tuned.json")  # saved resolved: a resume never re-derives them
     saved = json.loads((tmp_path / "tuned.json").read_text())
     assert (saved["freeze_epochs"], saved["ema"], saved["freeze_backbone_bn"]) == (3, True, True)
-    with pytest.raises(ValueError, match="time limit must be positive"):
+    with pytest.raises(ValueError, match="time_limit: must be above 0"):
         config_from(tmp_path, "--time-limit", "0")
 
 
@@ -319,7 +319,7 @@ def test_a_run_that_fails_validation_writes_nothing(shapes_voc, tmp_path):
              "--run-dir", str(run), "--input-size", "64"]
     with pytest.raises(ValueError, match="--val"):
         train.main([f for f in flags if f not in ("--val", str(lines / "val.txt"))])
-    with pytest.raises(ValueError, match="input size must be a positive multiple of 32, got 100"):
+    with pytest.raises(ValueError, match="input_size: must be a multiple of 32, got 100"):
         train.main([*flags, "--input-size", "100"])
     with pytest.raises(ValueError, match="18 usable images is fewer than one batch of 64"):
         train.main([*flags, "--batch-size", "64"])
@@ -327,7 +327,12 @@ def test_a_run_that_fails_validation_writes_nothing(shapes_voc, tmp_path):
     wrong_ids.write_text((lines / "train.txt").read_text().replace(",2 ", ",3 ").replace(",2\n", ",3\n"))
     with pytest.raises(ValueError, match=rf"class list of 3 classes \(ids 0–2\):\n  {wrong_ids}:\d+: class id 3"):
         train.main([*flags, "--train", str(wrong_ids)])
-    assert not (run / "config.json").exists()
+    # Weights that cannot be loaded fail while the model is built, before the run directory is written: the
+    # corrected command then starts a fresh run instead of refusing a folder of other settings.
+    missing = tmp_path / "missing.weights.h5"
+    with pytest.raises(FileNotFoundError, match="missing.weights.h5: backbone weights file not found"):
+        train.main([*flags, "--backbone-weights", str(missing)])
+    assert not run.exists()
 
 
 def test_rerun_and_resume_rules_compare_the_saved_config(tmp_path):
@@ -423,3 +428,20 @@ def test_atomic_writes_take_the_umask_mode_and_leftovers_are_removed(tmp_path):
     (tmp_path / "best.keras").write_bytes(b"model")
     assert sorted(remove_temporaries(tmp_path / "best.keras")) == sorted(leftovers)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "config.json"]
+
+
+def test_the_epoch_report_names_boxes_cut_beyond_max_boxes_and_logs_them(capsys):
+    import tensorflow as tf
+
+    from utils.data.sample_check import SkippedSamples
+    from utils.training.callbacks import SkippedSamplesReport
+
+    dropped = tf.Variable(0, dtype=tf.int64)
+    report = SkippedSamplesReport(SkippedSamples(), dropped, max_boxes=40)
+    logs = {}
+    report.on_epoch_end(0, logs)
+    assert logs["dropped_boxes"] == 0 and "max-boxes" not in capsys.readouterr().out
+    dropped.assign(12)
+    report.on_epoch_end(1, logs)
+    assert "epoch 2: 12 boxes beyond --max-boxes 40 were cut from augmented samples" in capsys.readouterr().out
+    assert logs["dropped_boxes"] == 12 and int(dropped.numpy()) == 0

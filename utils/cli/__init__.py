@@ -1,1 +1,2 @@
-"""The command-line layer: errors as one line, flags derived from the typed configs."""
+"""The command-line layer: every script's parser (flags derived from the typed configs), errors as one line, the
+generated flag reference."""

@@ -7,14 +7,12 @@ the file and the parsers differ).
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 
+from utils.cli.parsers import PARSERS
 from utils.io.files import atomic_write_text
 
-SCRIPTS = ("train", "predict", "get_map", "voc_annotation", "convert_annotations", "kmeans_for_anchors", "summary",
-           "synthetic_data")
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "flags.md"
 
@@ -63,16 +61,15 @@ def parser_reference(parser: argparse.ArgumentParser, title: str, level: int = 2
 
 def reference_text() -> str:
     lines = ["# Command-line flags", "",
-             "Generated from the scripts' parsers by `python -m utils.cli.reference`; the training settings' "
-             "defaults and help come from the typed configs in `utils/config/run_config.py`. "
-             "A test fails when this file and the parsers differ.", ""]
-    for script in SCRIPTS:
-        lines += parser_reference(importlib.import_module(script).make_parser(), f"{script}.py")
+             "Generated from the scripts' parsers (`utils/cli/parsers.py`) by `python -m utils.cli.reference`; the "
+             "settings' defaults and help come from the typed configs in `utils/config/` and the request "
+             "dataclasses. A test fails when this file and the parsers differ.", ""]
+    for script, make_parser in PARSERS.items():
+        lines += parser_reference(make_parser(), f"{script}.py")
     return "\n".join(lines).rstrip() + "\n"
 
 
 def main() -> int:
-    sys.path.insert(0, str(ROOT))
     atomic_write_text(REFERENCE, reference_text())
     print(f"wrote {REFERENCE}")
     return 0

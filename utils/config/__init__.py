@@ -1,1 +1,3 @@
-"""Typed, frozen run configuration: the one place every default is declared."""
+"""Typed, frozen configs, the one place every setting and its default is declared: training (`run_config`),
+inference (`detect_config`), evaluation reports (`report_config`), and how settings are declared and checked
+(`settings`)."""

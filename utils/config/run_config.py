@@ -5,13 +5,16 @@ run as its record."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from utils.config.detect_config import DetectConfig
+from utils.config.settings import ConfigError, build_checked, check_fields, field_default, reject_unknown, setting
 from utils.io.files import atomic_write_json, read_user_text
+from utils.ops import levels
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LR_DECAYS = ("cosine", "step")
@@ -32,16 +35,6 @@ FINE_TUNE_FREEZE_EPOCHS = 3
 DEFAULT_ANCHORS_FILE = Path(__file__).resolve().parents[2] / "model_data" / "yolo_anchors.txt"
 
 
-def setting(default=None, help: str = "", *, flag: str | None = None, choices: tuple | None = None,
-            metavar: str | tuple | None = None, cli: bool = True, factory=None):
-    """A dataclass field with what its command-line flag needs: help text, flag name (default: the field's name
-    with dashes), choices. `cli=False`: no flag (set from other inputs, such as the class file)."""
-    metadata = {"help": help, "flag": flag, "choices": choices, "metavar": metavar, "cli": cli}
-    if factory is not None:
-        return field(default_factory=factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything needed to rebuild a detector and read its outputs."""
@@ -51,22 +44,21 @@ class ModelSpec:
     backbone: str = setting("efficientnet-b0", "efficientnet-b0…b7, efficientnet-lite0…lite4, "
                             "efficientnetv2-b0…b3/s/m/l, shufflenetv2-x0.5…x2.0[-stemblock]")
     neck: str = setting("yolov5", "YOLOv5 PAN (SPPF + C3) or YOLOv3 FPN", choices=NECKS)
-    input_size: int = setting(416, "square input size, a multiple of 32")
-    neck_width: float | None = setting(None, "neck width multiple (default: per phi)")
-    neck_depth: float | None = setting(None, "yolov5 C3 depth multiple (default: per phi)")
+    input_size: int = setting(416, "square input size, a multiple of 32", minimum=32)
+    neck_width: float | None = setting(None, "neck width multiple (default: per phi)", above=0)
+    neck_depth: float | None = setting(None, "yolov5 C3 depth multiple (default: per phi)", above=0)
     assigner: str = setting("v3", "target assignment and box parameterisation: YOLOv3 (best anchors, centre cell) "
                             "or YOLOv5 (anchor ratio < --anchor-t, centre + 2 neighbour cells)", choices=ASSIGNERS)
 
     def __post_init__(self) -> None:
-        if self.input_size < 32 or self.input_size % 32:
-            raise ValueError(f"input size must be a positive multiple of 32, got {self.input_size}")
-        if self.assigner not in ASSIGNERS:
-            raise ValueError(f"unknown assigner {self.assigner!r}; expected one of {ASSIGNERS}")
-        if self.neck not in NECKS:
-            raise ValueError(f"unknown neck {self.neck!r}; expected one of {NECKS}")
+        check_fields(self)
+        if self.input_size % levels.max_stride():
+            raise ConfigError("input_size", f"must be a multiple of {levels.max_stride()}, got {self.input_size}")
         if not self.class_names:
-            raise ValueError("the class list is empty")
-        object.__setattr__(self, "class_names", tuple(self.class_names))
+            raise ConfigError("class_names", "the class list is empty")
+        duplicates = sorted({name for name in self.class_names if self.class_names.count(name) > 1})
+        if duplicates or not all(name.strip() for name in self.class_names):
+            raise ConfigError("class_names", f"names must be distinct and not blank, got {list(self.class_names)}")
         object.__setattr__(self, "anchors", tuple((round(float(w), 2), round(float(h), 2)) for w, h in
                                                   np.reshape(self.anchors, (-1, 2))))
 
@@ -87,77 +79,92 @@ class AugmentConfig:
     """Strengths and probabilities of the training augmentations (validation uses a plain letterbox). Boxes that
     augmentation made tiny or cut off are dropped (`min_box_size`, `min_box_visible`)."""
 
-    scale_min: float = setting(0.5, "smallest random zoom of the (letterboxed or mosaic) image")
-    scale_max: float = setting(1.5, "largest random zoom (crops when > 1)")
-    aspect_jitter: float = setting(0.3, "random aspect-ratio change (the ratio of two draws from [1 − j, 1 + j])")
-    translate: float = setting(0.1, "random shift, a fraction of the input size")
-    degrees: float = setting(0.0, "random rotation range (degrees)")
-    shear: float = setting(0.0, "random shear range (degrees)")
-    flip_probability: float = setting(0.5, "horizontal flip probability", flag="--flip")
-    hsv_h: float = setting(0.015, "hue shift range (fraction of the colour circle)")
-    hsv_s: float = setting(0.7, "saturation gain range: gains in [1 − s, 1 + s]")
-    hsv_v: float = setting(0.4, "value gain range: gains in [1 − v, 1 + v]")
-    mosaic: float = setting(1.0, "probability of a 4-image mosaic")
-    mixup: float = setting(0.0, "probability of blending with a second sample")
-    min_box_size: float = setting(2.0, "drop augmented boxes narrower or shorter than this (pixels)")
-    min_box_visible: float = setting(0.2, "drop boxes with less than this fraction left in the image")
+    scale_min: float = setting(0.5, "smallest random zoom of the (letterboxed or mosaic) image", above=0)
+    scale_max: float = setting(1.5, "largest random zoom (crops when > 1)", above=0)
+    aspect_jitter: float = setting(0.3, "random aspect-ratio change (the ratio of two draws from [1 − j, 1 + j])",
+                                   minimum=0, maximum=1)
+    translate: float = setting(0.1, "random shift, a fraction of the input size", minimum=0, maximum=1)
+    degrees: float = setting(0.0, "random rotation range (degrees)", minimum=0)
+    shear: float = setting(0.0, "random shear range (degrees)", minimum=0)
+    flip_probability: float = setting(0.5, "horizontal flip probability", flag="--flip", minimum=0, maximum=1)
+    hsv_h: float = setting(0.015, "hue shift range (fraction of the colour circle)", minimum=0)
+    hsv_s: float = setting(0.7, "saturation gain range: gains in [1 − s, 1 + s]", minimum=0)
+    hsv_v: float = setting(0.4, "value gain range: gains in [1 − v, 1 + v]", minimum=0)
+    mosaic: float = setting(1.0, "probability of a 4-image mosaic", minimum=0, maximum=1)
+    mixup: float = setting(0.0, "probability of blending with a second sample", minimum=0, maximum=1)
+    min_box_size: float = setting(2.0, "drop augmented boxes narrower or shorter than this (pixels)", minimum=0)
+    min_box_visible: float = setting(0.2, "drop boxes with less than this fraction left in the image", minimum=0,
+                                     maximum=1)
 
     def __post_init__(self) -> None:
-        for name in ("flip_probability", "mosaic", "mixup", "min_box_visible", "translate", "aspect_jitter"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"augmentation {name} must be in [0, 1], got {getattr(self, name)}")
-        if not 0 < self.scale_min <= self.scale_max:
-            raise ValueError(f"augmentation scale range must satisfy 0 < min ≤ max, got {self.scale_min}, "
-                             f"{self.scale_max}")
+        check_fields(self)
+        if self.scale_min > self.scale_max:
+            raise ConfigError("scale_min", f"the zoom range must satisfy min ≤ max, got {self.scale_min}, "
+                                           f"{self.scale_max}")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The detector's loss: target assignment thresholds and the weights of its parts (`YoloDetector.compile`)."""
+
+    ignore_threshold: float = setting(0.5, "v3: IoU above which a negative is ignored", minimum=0, maximum=1)
+    match_threshold: float = setting(0.2, "v3: shape IoU above which a box also trains a non-best anchor "
+                                          "(1 = best anchor only)", minimum=0, maximum=1)
+    anchor_t: float = setting(4.0, "v5: largest box/anchor side ratio that matches", above=1)
+    label_smoothing: float = setting(0.0, "v5: class label smoothing ε", minimum=0, maximum=1)
+    box_gain: float = setting(0.05, "weight of the box (CIoU) part", minimum=0)
+    objectness_gain: float = setting(1.0, "weight of the objectness part", minimum=0)
+    class_gain: float = setting(0.5, "weight of the class part", minimum=0)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """A training run: data, model, schedule and augmentation. Settings left None take the defaults named in
+    """A training run: data, model, schedule, loss and augmentation. Settings left None take the defaults named in
     their help (resolved once, here, so the saved config holds the values the run used)."""
 
-    train: str = setting(None, "training annotation lines (required without --config/--resume)")
-    val: str = setting(None, "validation annotation lines (mAP each eval period)")
-    run_dir: str = setting(None, "output folder (required without --resume); rerun on it to resume")
+    train: str | None = setting(None, "training annotation lines (required without --config/--resume)")
+    val: str | None = setting(None, "validation annotation lines (mAP each eval period)")
+    run_dir: str | None = setting(None, "output folder (required without --resume); rerun on it to resume")
     model: ModelSpec = setting(None, "the detector", cli=False)
-    epochs: int = setting(50, "epochs to train (with --time-limit: at most)")
-    batch_size: int = setting(8, "images per step (global, over all replicas)")
+    epochs: int = setting(50, "epochs to train (with --time-limit: at most)", minimum=1)
+    batch_size: int = setting(8, "images per step (global, over all replicas)", minimum=1)
     optimizer: str = setting("adamw", "sgd is Nesterov SGD", choices=OPTIMIZERS)
     learning_rate: float | None = setting(
         None, f"peak learning rate at the nominal batch (default: sgd {DEFAULT_LR['sgd']:g}, adam/adamw "
-              f"{DEFAULT_LR['adamw']:g})", flag="--lr")
+              f"{DEFAULT_LR['adamw']:g})", flag="--lr", above=0)
     momentum: float | None = setting(None, f"SGD momentum / Adam beta_1 (default: {DEFAULT_MOMENTUM['sgd']} / "
-                                           f"{DEFAULT_MOMENTUM['adam']})")
+                                           f"{DEFAULT_MOMENTUM['adam']})", minimum=0, maximum=1)
     nominal_batch_size: int = setting(64, "the learning rate is scaled by batch size / this, then clipped to "
-                                          "--lr-limits; 0: no scaling")
+                                          "--lr-limits; 0: no scaling", minimum=0)
     lr_limits: tuple[float, float] | None = setting(
         None, "bounds of the scaled peak rate (default: sgd 5e-4 5e-2, adam/adamw 1e-4 4e-3)", metavar=("MIN", "MAX"))
     lr_decay: str = setting("cosine", "after warmup: cosine, or ten equal steps down to the final rate",
                             choices=LR_DECAYS)
     min_learning_rate_ratio: float = setting(0.01, "final learning rate as a fraction of the peak",
-                                             flag="--min-lr-ratio")
-    warmup_epochs: float = setting(1.0, "epochs of linear learning-rate warmup")
-    weight_decay: float = setting(5e-4, "on conv and dense kernels only (not adam)")
-    clip_norm: float | None = setting(None, "clip gradients to this global norm")
+                                             flag="--min-lr-ratio", minimum=0, maximum=1)
+    warmup_epochs: float = setting(1.0, "epochs of linear learning-rate warmup", minimum=0)
+    weight_decay: float = setting(5e-4, "on conv and dense kernels only (not adam)", minimum=0)
+    clip_norm: float | None = setting(None, "clip gradients to this global norm", above=0)
     ema: bool | None = setting(None, "keep a moving average of the weights; evaluation, best.keras and last.keras "
                                      "use it (default: on with --backbone-weights, else off)")
     ema_momentum: float | None = setting(None, "EMA momentum (default: 1 - 10 / total steps, within "
-                                               "[0.99, 0.9999])")
-    eval_period: int = setting(1, "epochs between validation mAP evaluations")
-    eval_batch_size: int = setting(8, "images per forward pass of the validation mAP")
-    patience: int = setting(0, "stop after this many epochs without a better validation mAP@0.5 (0: never)")
+                                               "[0.99, 0.9999])", minimum=0, maximum=1)
+    eval_period: int = setting(1, "epochs between validation mAP evaluations", minimum=1)
+    eval_batch_size: int = setting(field_default(DetectConfig, "batch_size"), "images per forward pass of the "
+                                                                              "validation mAP", minimum=1)
+    patience: int = setting(0, "stop after this many epochs without a better validation mAP@0.5 (0: never)",
+                            minimum=0)
     time_limit: float | None = setting(None, "train for this many minutes (wall time from the first epoch, "
                                              "evaluation included): the schedule is re-planned after every epoch to "
-                                             "end at the budget", metavar="MINUTES")
+                                             "end at the budget", metavar="MINUTES", above=0)
     seed: int = setting(0, "random seed of weights, data order and augmentation")
-    max_boxes: int = setting(100, "boxes kept per image")
-    ignore_threshold: float = setting(0.5, "v3: IoU above which a negative is ignored")
-    match_threshold: float = setting(0.2, "v3: shape IoU above which a box also trains a non-best anchor "
-                                          "(1 = best anchor only)")
-    anchor_t: float = setting(4.0, "v5: largest box/anchor side ratio that matches")
-    label_smoothing: float = setting(0.0, "v5: class label smoothing ε")
+    max_boxes: int = setting(100, "boxes kept per training sample (mosaic and mixup samples included)", minimum=1)
+    loss: LossConfig = setting(help="the loss", cli=False, factory=LossConfig)
     augment: AugmentConfig = setting(help="augmentation", cli=False, factory=AugmentConfig)
-    close_mosaic: int = setting(10, "last epochs trained without mosaic and mixup")
+    close_mosaic: int = setting(10, "last epochs trained without mosaic and mixup", minimum=0)
     cache: str = setting("none", "ram: decode every training image once and keep it in memory (H×W×3 bytes each)",
                          choices=CACHES)
     strict: bool = setting(False, "stop on a bad sample (unparsable line, missing or corrupt image) instead of "
@@ -168,9 +175,9 @@ class TrainConfig:
                                            "BatchNorm statistics stay fixed)")
     freeze_epochs: int | None = setting(None, f"first phase: this many epochs with the backbone frozen (then "
                                               f"--epochs in total; default: {FINE_TUNE_FREEZE_EPOCHS} with "
-                                              f"--backbone-weights, else 0)")
+                                              f"--backbone-weights, else 0)", minimum=0)
     freeze_batch_size: int | None = setting(None, "batch size of the frozen phase (default: --batch-size; frozen "
-                                                  "steps need less memory)")
+                                                  "steps need less memory)", minimum=1)
     freeze_backbone_bn: bool | None = setting(None, "keep the backbone's BatchNorm layers frozen (pretrained "
                                                     "statistics, inference mode) after the frozen phase too "
                                                     "(default: on with --backbone-weights, else off)")
@@ -181,9 +188,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.model is None:
-            raise ValueError("a run config needs a model (ModelSpec)")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; expected one of {OPTIMIZERS}")
+            raise ConfigError("model", "a run config needs a model (ModelSpec)")
+        check_fields(self)
         if self.backbone_weights is not None and self.backbone_weights.lower() in ("", "none"):
             object.__setattr__(self, "backbone_weights", None)
         # The optimizer's defaults, and the fine-tuning recipe when pretrained backbone weights are given and these
@@ -195,19 +201,15 @@ class TrainConfig:
         for name, value in resolved.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
-        if self.lr_limits is not None:
-            object.__setattr__(self, "lr_limits", tuple(float(v) for v in self.lr_limits))
-        if self.time_limit is not None and self.time_limit <= 0:
-            raise ValueError(f"time limit must be positive (minutes), got {self.time_limit}")
-        if self.lr_decay not in LR_DECAYS:
-            raise ValueError(f"unknown lr decay {self.lr_decay!r}; expected one of {LR_DECAYS}")
         if self.lr_limits is not None and not 0 < self.lr_limits[0] <= self.lr_limits[1]:
-            raise ValueError(f"lr limits must satisfy 0 < min ≤ max, got {self.lr_limits}")
+            raise ConfigError("lr_limits", f"must satisfy 0 < min ≤ max, got {list(self.lr_limits)}")
 
 
 # What a run's resume state depends on (its variables and their shapes): fixed once a run has started.
 FIXED_ON_RESUME = ("model", "freeze_backbone", "freeze_epochs", "freeze_batch_size", "freeze_backbone_bn",
                    "optimizer", "ema")
+# Settings an earlier version kept at the top level, and the section that holds them now.
+MOVED_KEYS = {"ignore_threshold": "loss", "match_threshold": "loss", "anchor_t": "loss", "label_smoothing": "loss"}
 
 
 def to_dict(config: TrainConfig) -> dict:
@@ -235,19 +237,27 @@ def config_differences(saved: TrainConfig, new: TrainConfig, only: tuple[str, ..
 
 
 def from_dict(data: dict) -> TrainConfig:
-    """Inverse of `to_dict` (unknown keys are an error, so a typo never goes unnoticed; missing ones take their
-    defaults)."""
+    """Inverse of `to_dict`: every value checked against its declared type (errors name the key path), unknown keys
+    an error (a typo never goes unnoticed), missing ones their defaults. Keys an earlier version kept elsewhere
+    (`MOVED_KEYS`) are read from there."""
+    if not isinstance(data, dict):
+        raise ConfigError("config", "expected a mapping of settings")
     data = dict(data)
-    model, augment = dict(data.pop("model", None) or {}), dict(data.pop("augment", None) or {})
-    for given, cls, where in ((data, TrainConfig, ""), (model, ModelSpec, "model."), (augment, AugmentConfig,
-                                                                                     "augment.")):
-        unknown = set(given) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown config keys: {sorted(where + key for key in unknown)}; a config written by an "
-                             f"earlier version: remove these keys to keep its other settings, or start a new run")
-    if "class_names" not in model or "anchors" not in model:
+    sections = {}
+    for name in ("model", "loss", "augment"):
+        section = data.pop(name, None)
+        if section is not None and not isinstance(section, dict):
+            raise ConfigError(name, f"expected a mapping of settings, got {section!r}")
+        sections[name] = dict(section or {})
+    for key, section in MOVED_KEYS.items():
+        if key in data:
+            sections[section].setdefault(key, data.pop(key))
+    reject_unknown(TrainConfig, data)
+    if "class_names" not in sections["model"] or "anchors" not in sections["model"]:
         raise ValueError("the model needs class_names and anchors")
-    return TrainConfig(**{**data, "model": ModelSpec(**model), "augment": AugmentConfig(**augment)})
+    nested = {name: build_checked(cls, sections[name], name)
+              for name, cls in (("model", ModelSpec), ("loss", LossConfig), ("augment", AugmentConfig))}
+    return build_checked(TrainConfig, {**data, **nested})
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:
@@ -270,8 +280,3 @@ def load_config(path: str | Path) -> TrainConfig:
         return from_dict(data)
     except Exception as error:  # JSON, YAML, missing or unknown keys, bad values: all name the file
         raise ValueError(f"{path}: not a valid EffYOLO run config ({error})") from None
-
-
-def field_default(config_class: type, name: str):
-    """The declared default of one setting (for scripts whose flags share it)."""
-    return config_class.__dataclass_fields__[name].default

@@ -38,7 +38,7 @@ def image_size(path: str) -> tuple[int, int]:
 
 def letterboxed_box_shapes(annotations: list[Annotation], input_size: int) -> np.ndarray:
     """(N, 2) widths and heights of every box once its image is letterboxed to `input_size`; images that cannot be
-    read are skipped with a warning naming them, and boxes under 2 px are left out."""
+    read are skipped with a warning naming them, and boxes under 2 px are left out with a warning counting them."""
     shapes = []
     for annotation in annotations:
         if len(annotation.boxes) == 0:
@@ -53,7 +53,11 @@ def letterboxed_box_shapes(annotations: list[Annotation], input_size: int) -> np
     if not shapes:
         return np.zeros((0, 2), np.float32)
     shapes = np.concatenate(shapes).astype(np.float32)
-    return shapes[(shapes >= MIN_BOX_SIDE).all(axis=1)]
+    kept = (shapes >= MIN_BOX_SIDE).all(axis=1)
+    if not kept.all():
+        log.warning("%d of %d boxes are narrower or shorter than %g px at input size %d and are left out of the "
+                    "anchor fit", int((~kept).sum()), len(shapes), MIN_BOX_SIDE, input_size)
+    return shapes[kept]
 
 
 def shape_iou(boxes: np.ndarray, anchors: np.ndarray) -> np.ndarray:

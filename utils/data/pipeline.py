@@ -26,7 +26,6 @@ from utils.data.augment import (
     warp_boxes,
     warp_image,
 )
-from utils.ops import levels
 from utils.ops.letterbox import boxes_to_letterbox, letterbox_image, letterbox_params
 from utils.data.images import decode_image, orientation_tensor
 
@@ -146,13 +145,16 @@ class TrainingTransform:
     """Index + seed → one augmented training sample (image (H, W, 3) float32, boxes (max_boxes, 5)).
 
     `mosaic_enabled` (a variable, 1 or 0) scales the mosaic and mixup probabilities, so `--close-mosaic` can turn
-    them off for the last epochs without rebuilding the pipeline.
+    them off for the last epochs without rebuilding the pipeline. A mosaic holds the boxes of four images and mixup
+    those of two samples, so a sample can have more boxes than `max_boxes`; those beyond it are cut, and counted in
+    `dropped_boxes` (an int64 variable) when one is given, for the trainer to report.
     """
 
-    def __init__(self, source: SampleSource, config: AugmentConfig, mosaic_enabled: tf.Variable | None = None
-                 ) -> None:
+    def __init__(self, source: SampleSource, config: AugmentConfig, mosaic_enabled: tf.Variable | None = None,
+                 dropped_boxes: tf.Variable | None = None) -> None:
         self.source, self.config = source, config
         self.mosaic_enabled = mosaic_enabled if mosaic_enabled is not None else tf.constant(1.0)
+        self.dropped_boxes = dropped_boxes
         self.out_hw = source.input_hw
         self.axis_aligned = config.degrees == 0 and config.shear == 0
 
@@ -198,6 +200,10 @@ class TrainingTransform:
         config = self.config
         image = hsv_jitter(image, seeds[5], config.hsv_h, config.hsv_s, config.hsv_v)
         image, boxes = random_flip(image, boxes, seeds[6], config.flip_probability)
+        if self.dropped_boxes is not None:
+            beyond = tf.maximum(tf.shape(boxes, out_type=tf.int64)[0] - self.source.max_boxes, 0)
+            with tf.control_dependencies([self.dropped_boxes.assign_add(beyond)]):
+                boxes = tf.identity(boxes)
         return tf.ensure_shape(image, [*self.out_hw, 3]), pad_boxes(boxes, self.source.max_boxes)
 
 
@@ -235,6 +241,7 @@ def build_dataset(
     cache: str = "none",
     mosaic_enabled: tf.Variable | None = None,
     start_epoch: int = 0,
+    dropped_boxes: tf.Variable | None = None,
 ) -> tf.data.Dataset:
     """Training or validation dataset of (images, boxes) batches; `batch_size` is the global batch.
 
@@ -263,7 +270,7 @@ def build_dataset(
         return dataset.batch(batch_size).prefetch(AUTOTUNE).with_options(dataset_options())
 
     transform = TrainingTransform(SampleSource(annotations, input_hw, max_boxes, cache), augment or AugmentConfig(),
-                                  mosaic_enabled)
+                                  mosaic_enabled, dropped_boxes)
     samples = epoch_samples(len(annotations), len(annotations) // batch_size * batch_size, seed, start_epoch)
     dataset = samples.map(transform, num_parallel_calls=AUTOTUNE)
     dataset = dataset.ignore_errors(log_warning=True).batch(batch_size, drop_remainder=True)
@@ -283,8 +290,3 @@ def build_inference_dataset(image_paths: list[str], input_hw: tuple[int, int], b
                                                   tf.range(len(image_paths))))
     return dataset.map(load, num_parallel_calls=AUTOTUNE).batch(batch_size).prefetch(AUTOTUNE)
 
-
-def with_level_targets(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """(images, boxes) → (images, (boxes,) per output level): each level's loss reads the same padded boxes."""
-    count = levels.level_count()
-    return dataset.map(lambda images, boxes: (images, (boxes,) * count))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import xml.etree.ElementTree as ET
@@ -15,6 +16,8 @@ from tqdm import tqdm
 from utils.data.anchors import image_size
 from utils.data.annotations import format_line
 from utils.io.files import atomic_write_text, read_user_text
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG")
 DIFFICULT_POLICIES = {  # what happens to VOC `difficult` objects
@@ -72,6 +75,24 @@ def _size(root: ET.Element, xml_path: Path) -> tuple[float, float] | None:
     return (width, height) if width > 0 and height > 0 else None
 
 
+def _image_frame(declared: tuple[float, float] | None, image_path: Path, xml_path: Path,
+                 record: VocRecord) -> tuple[float, float]:
+    """The (width, height) boxes are clipped to: the image's own, as viewed (its header only). A `<size>` that
+    disagrees is reported (counted as `size_mismatch`, a warning naming both files); without a readable header the
+    `<size>` is used, and the image is left for the training-time check."""
+    try:
+        actual = image_size(str(image_path))
+    except (FileNotFoundError, ValueError):
+        if declared is None:
+            raise
+        return declared
+    if declared is not None and tuple(round(v) for v in declared) != tuple(actual):
+        record.counts["size_mismatch"] += 1
+        log.warning("%s: <size> %g×%g differs from its image %s (%d×%d as viewed); the image's size is used",
+                    xml_path, *declared, image_path, *actual)
+    return float(actual[0]), float(actual[1])
+
+
 def parse_voc_xml(
     xml_path: Path, image_dir: Path, class_names: list[str], difficult: str = "mark"
 ) -> VocRecord:
@@ -80,8 +101,9 @@ def parse_voc_xml(
     Boxes are clipped to the image (counted as `clipped`); boxes with no area after clipping are dropped (counted
     as `zero_area`); unknown class names are collected. `difficult` objects (counted) are, by `difficult`:
     `mark` — kept apart in `difficult_boxes` (written with a `,1` marker: not trained on, ignored by the mAP code
-    as VOC's devkit does), `keep` — ordinary boxes, `drop` — left out. A file that is not well-formed XML, or lacks
-    what a box needs, raises ValueError naming the file.
+    as VOC's devkit does), `keep` — ordinary boxes, `drop` — left out. A `<size>` that disagrees with the image is
+    reported and the image's size used (see `_image_frame`). A file that is not well-formed XML, or lacks what a box
+    needs, raises ValueError naming the file.
     """
     if difficult not in DIFFICULT_POLICIES:
         raise ValueError(f"difficult must be one of {', '.join(DIFFICULT_POLICIES)}, got {difficult!r}")
@@ -91,9 +113,8 @@ def parse_voc_xml(
         raise ValueError(f"{xml_path}: malformed XML ({error})") from None
     filename = root.findtext("filename")
     image_path = find_image(image_dir, xml_path.stem, filename.strip() if filename else None)
-    size = _size(root, xml_path)
-    width, height = size if size else image_size(str(image_path))  # the header only
     record = VocRecord(image_path, np.zeros((0, 5), np.float32))
+    width, height = _image_frame(_size(root, xml_path), image_path, xml_path, record)
     rows, difficult_rows = [], []
     for index, obj in enumerate(root.iter("object")):
         name = (obj.findtext("name") or "").strip()
@@ -251,6 +272,9 @@ def format_summary(summary: ConversionSummary, class_names: list[str]) -> str:
         f"{summary.counts['zero_area']} zero-area boxes dropped",
         f"{summary.counts['difficult']} difficult objects ({summary.difficult})",
     ]
+    if summary.counts["size_mismatch"]:
+        notes.append(f"{summary.counts['size_mismatch']} annotations whose <size> differs from their image (the "
+                     f"image's size was used; listed above)")
     if summary.unknown_classes:
         listed = ", ".join(f"{name or '<empty>'} ({count})" for name, count in summary.unknown_classes.most_common())
         notes.append(f"unknown class names skipped: {listed}")

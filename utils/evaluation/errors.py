@@ -1,5 +1,5 @@
 """Why mAP is what it is: false positives by cause, missed objects, a confusion matrix and per-image error counts,
-all counting detections that score at least one confidence threshold, matched at one IoU threshold.
+all counting detections that score at least one score threshold (`pr_score`), matched at one IoU threshold.
 
 Each counted detection gets exactly one label, checked in this order:
 - `true_positive`: VOC's greedy match (see `utils.evaluation.matching`);
@@ -45,12 +45,12 @@ class ErrorAnalysis:
         return counts
 
 
-def analyse_errors(matching: Matching, num_classes: int, confidence: float, iou_threshold: float = 0.5
+def analyse_errors(matching: Matching, num_classes: int, pr_score: float, iou_threshold: float = 0.5
                    ) -> ErrorAnalysis:
-    """Label every detection scoring at least `confidence` and every ground-truth box (see the module text)."""
-    matches = matching.match(iou_threshold, min_score=confidence)
+    """Label every detection scoring at least `pr_score` and every ground-truth box (see the module text)."""
+    matches = matching.match(iou_threshold, min_score=pr_score)
     dets, truth, overlaps = matching.detections, matching.ground_truth, matching.overlaps
-    counted = (dets.scores >= confidence) & ~matches.ignored
+    counted = (dets.scores >= pr_score) & ~matches.ignored
     false_positive = counted & ~matches.true_positive
     duplicate = false_positive & matches.duplicate
     confused = false_positive & ~duplicate & (overlaps.other_gt >= 0) & (overlaps.other_iou >= iou_threshold)

@@ -12,14 +12,12 @@ import io
 
 import numpy as np
 
+from utils.config.report_config import COCO_ENGINES, ReportConfig
+from utils.config.settings import field_default
 from utils.evaluation.matching import FlatGroundTruth, Matches, Matching
 from utils.ops.detections import Detections, results_to_json
 
-COCO_ENGINES = ("faster-coco-eval", "pycocotools")
-
-# mAP is computed over (almost) every detection: a score floor far below any deployment threshold.
-EVALUATION_SCORE_THRESHOLD = 0.001
-EVALUATION_NMS_IOU = 0.5
+PR_SCORE = field_default(ReportConfig, "pr_score")
 
 
 def average_precision(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = False) -> float:
@@ -163,9 +161,9 @@ def evaluate_detections(
     detections: list[Detections],
     ground_truth: list[np.ndarray],
     class_names: list[str],
-    confidence: float = 0.5,
+    pr_score: float = PR_SCORE,
     voc_iou_thresholds: tuple[float, ...] = (),
-    coco_engine: str = "faster-coco-eval",
+    coco_engine: str = COCO_ENGINES[0],
     matching: Matching | None = None,
 ) -> dict:
     """Every figure `get_map.py` reports.
@@ -173,7 +171,7 @@ def evaluate_detections(
     Returns:
         `map50` (VOC all-point at IoU 0.5), `voc07_map50` (11-point), `map50_95` and the other COCO figures,
         `voc_map` at each extra IoU threshold, precision / recall / F1 at IoU 0.5 counting detections scoring at
-        least `confidence` (mean over classes), and `per_class` entries of all of these.
+        least `pr_score` (mean over classes), and `per_class` entries of all of these.
     """
     num_classes = len(class_names)
     matching = matching or Matching.build(detections, ground_truth)
@@ -182,7 +180,7 @@ def evaluate_detections(
     ap50_07 = ap_per_class(matching, at_50, num_classes, use_07_metric=True)
     extra = {f"{t:g}": nan_mean(ap_per_class(matching, matching.match(t), num_classes)) for t in voc_iou_thresholds}
     coco = coco_metrics(detections, ground_truth, num_classes, coco_engine)
-    pr = precision_recall_table(matching, num_classes, confidence)
+    pr = precision_recall_table(matching, num_classes, pr_score)
     with_gt = ~np.isnan(pr[:, 0])
     gt_counts = matching.ground_truth.counts(num_classes)
     difficult_counts = np.bincount(matching.ground_truth.classes[matching.ground_truth.difficult],
@@ -193,7 +191,7 @@ def evaluate_detections(
         "voc07_map50": nan_mean(ap50_07),
         **{f"coco_{name}": coco[name] for name in ("ap50", "ap75", "ap_small", "ap_medium", "ap_large")},
         "voc_map": extra,
-        "confidence": confidence,
+        "pr_score": pr_score,
         "precision": float(pr[with_gt, 0].mean()) if with_gt.any() else 0.0,
         "recall": float(pr[with_gt, 1].mean()) if with_gt.any() else 0.0,
         "f1": float(pr[with_gt, 2].mean()) if with_gt.any() else 0.0,
@@ -214,7 +212,7 @@ def format_metrics_table(metrics: dict) -> str:
     def cell(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.4f}"
 
-    threshold = metrics["confidence"]
+    threshold = metrics["pr_score"]
     rows = [f"| class | ground truth | AP@0.5 | AP@0.5 (VOC07) | AP@[.5:.95] | P@{threshold:g} | R@{threshold:g} "
             f"| F1@{threshold:g} |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, entry in metrics["per_class"].items():

@@ -30,9 +30,9 @@ def save_figure(figure: plt.Figure, path: str | Path) -> None:
 
 
 def plot_pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, float | None]], path: str | Path,
-                   confidence_points: dict[str, tuple[float, float]] | None = None) -> None:
+                   operating_points: dict[str, tuple[float, float]] | None = None) -> None:
     """One panel per class: precision against recall at IoU 0.5, its AP in the title, and (optionally) the
-    operating point at the confidence threshold marked."""
+    operating point at the report's score threshold (`pr_score`) marked."""
     columns = min(4, max(len(curves), 1))
     rows = math.ceil(len(curves) / columns)
     width, height = 0.6 + 2.8 * columns, 0.9 + 2.6 * rows
@@ -47,8 +47,8 @@ def plot_pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, float | None]
             keep = np.unique(np.linspace(0, len(recall) - 1, MAX_CURVE_POINTS).astype(int))
             recall, precision = recall[keep], precision[keep]
         axis.plot(recall, precision, linewidth=1.5)
-        if confidence_points and name in confidence_points:
-            axis.plot(*confidence_points[name], "o", color="tab:red", markersize=5)
+        if operating_points and name in operating_points:
+            axis.plot(*operating_points[name], "o", color="tab:red", markersize=5)
         axis.set_title(f"{name}  AP {ap:.3f}" if ap is not None else f"{name}  n/a", fontsize=9)
         axis.grid(alpha=0.3)
     axes[0, 0].set(xlim=(0, 1), ylim=(0, 1.02), xticks=(0, 0.25, 0.5, 0.75, 1), xticklabels=("0", "", "0.5", "", "1"))

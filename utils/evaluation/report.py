@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from utils.config.report_config import ReportConfig
 from utils.data.annotations import Annotation
 from utils.data.images import read_bgr
 from utils.evaluation.errors import DETECTION_KINDS, ErrorAnalysis, analyse_errors, worst_images
@@ -27,41 +27,30 @@ from utils.ops.detections import Detections
 PLOT_FILES = ("pr_curves.png", "ap_per_class.png", "confusion_matrix.png", "errors.png", "worst_images.jpg")
 
 
-@dataclass(frozen=True)
-class ReportOptions:
-    """What to measure and draw: score threshold of the P/R/F1 and error figures, extra VOC IoU thresholds, the
-    COCO engine, whether to draw, and how many worst images the gallery shows."""
-
-    confidence: float = 0.5
-    voc_iou_thresholds: tuple[float, ...] = ()
-    coco_engine: str = "faster-coco-eval"
-    plots: bool = True
-    gallery_size: int = 8
-
-
-def format_errors(counts: dict[str, int], confidence: float) -> str:
+def format_errors(counts: dict[str, int], pr_score: float) -> str:
     counted = counts["true_positive"] + counts["false_positives"]
     share = {k: f"{counts[k] / max(counts['false_positives'], 1):.0%}" for k in DETECTION_KINDS[1:]}
     return "\n".join([
-        f"errors at score ≥ {confidence:g}, IoU 0.5: {counted} detections, {counts['true_positive']} true positives, "
+        f"errors at score ≥ {pr_score:g}, IoU 0.5: {counted} detections, {counts['true_positive']} true positives, "
         f"{counts['false_positives']} false positives, {counts['missed']} missed objects",
         "false positives: " + ", ".join(f"{k.replace('_', ' ')} {counts[k]} ({share[k]})" for k in DETECTION_KINDS[1:]),
     ])
 
 
 def write_report(out_dir: str | Path, annotations: list[Annotation], detections: list[Detections],
-                 class_names: list[str], options: ReportOptions = ReportOptions()) -> dict:
+                 class_names: list[str], options: ReportConfig | None = None) -> dict:
     """Evaluate `detections` (one per annotation, in order) and write every output into `out_dir`.
 
     Returns:
         the metrics written to metrics.json (with `errors`, `confusion_matrix` and `outputs`).
     """
+    options = options or ReportConfig()
     out_dir = Path(out_dir)
     ground_truth = [a.ground_truth() for a in annotations]
     matching = Matching.build(detections, ground_truth)
-    metrics = evaluate_detections(detections, ground_truth, class_names, options.confidence,
-                                  options.voc_iou_thresholds, options.coco_engine, matching=matching)
-    analysis = analyse_errors(matching, len(class_names), options.confidence)
+    metrics = evaluate_detections(detections, ground_truth, class_names, options.pr_score, options.voc_iou,
+                                  options.coco_engine, matching=matching)
+    analysis = analyse_errors(matching, len(class_names), options.pr_score)
     metrics["errors"] = analysis.counts()
     metrics["confusion_matrix"] = {"rows_true": [*class_names, "background"],
                                    "columns_predicted": [*class_names, "missed"],
@@ -69,11 +58,11 @@ def write_report(out_dir: str | Path, annotations: list[Annotation], detections:
     outputs = ["metrics.json", "per_class.md"]
     if options.plots:
         outputs += draw_report(out_dir, annotations, detections, class_names, matching, metrics, analysis,
-                               options.gallery_size)
+                               options.gallery)
     metrics["outputs"] = outputs
     atomic_write_json(out_dir / "metrics.json", metrics)
     atomic_write_text(out_dir / "per_class.md", format_metrics_table(metrics) + "\n\n"
-                      + format_errors(metrics["errors"], options.confidence) + "\n")
+                      + format_errors(metrics["errors"], options.pr_score) + "\n")
     return metrics
 
 

@@ -1,1 +1,2 @@
-"""Exporting a detector to SavedModel, ONNX and LiteRT, and running the exports."""
+"""Exporting a detector to SavedModel, ONNX and LiteRT, and checking the export against the Keras model (running
+an export is `utils.inference.exported`)."""

@@ -7,8 +7,8 @@ so the plain LiteRT interpreter (XNNPACK) runs it without the Flex delegate.
 
 The exported endpoint `serve` maps a batch of uint8 RGB images of one size, (B, H, W, 3) with any H and W (B = 1 for
 LiteRT), to boxes (B, K, 4) x1, y1, x2, y2 in those images' pixels, scores (B, K), classes (B, K) and count (B,).
-Beside the export, `exported.write_metadata` records the class names and settings that `predict.py` and
-`get_map.py` need to run it.
+Beside the export, `utils.inference.exported.write_metadata` records the class names and the settings baked in,
+which `predict.py` and `get_map.py` read to run it.
 """
 
 from __future__ import annotations
@@ -25,25 +25,23 @@ import numpy as np
 import tensorflow as tf
 
 from nets.detector import YoloDetector
-from utils.export.runtimes import litert_interpreter
+from utils.config.detect_config import DetectConfig
+from utils.inference.exported import litert_interpreter
 from utils.io.files import atomic_write
-from utils.ops.decoder import Decoder
 from utils.ops.detections import Detections
 
 EXPORT_FORMATS = ("saved_model", "onnx", "litert")
 QUANTIZATIONS = ("fp16", "int8")
-# An export bakes its score threshold in: lower than `predict.py`'s, so consumers can still filter further.
-EXPORT_SCORE_THRESHOLD = 0.25
 
 
-def export_saved_model(detector: YoloDetector, path: str | Path, decoder: Decoder | None = None,
+def export_saved_model(detector: YoloDetector, path: str | Path, settings: DetectConfig | None = None,
                        batch_size: int | None = None) -> None:
     """Write a SavedModel through Keras' `ExportArchive` with the `serve` endpoint described above — the
-    detector's `serving_function` with `decoder` (default: its own settings). `batch_size` fixes the batch
-    dimension, which LiteRT's converter needs to keep every shape static."""
+    detector's `serving_function` with `settings` (default: its own). `batch_size` fixes the batch dimension, which
+    LiteRT's converter needs to keep every shape static."""
     archive = keras.export.ExportArchive()
     archive.track(detector)
-    archive.add_endpoint(name="serve", fn=detector.serving_function(decoder),
+    archive.add_endpoint(name="serve", fn=detector.serving_function(settings),
                          input_signature=[tf.TensorSpec([batch_size, None, None, 3], tf.uint8)])
     archive.write_out(str(path), verbose=False)
 
@@ -58,7 +56,7 @@ def export_onnx(saved_model: str | Path, path: str | Path, opset: int = 17) -> N
         raise RuntimeError(f"{path}: ONNX conversion failed:\n{result.stderr[-3000:]}")
 
 
-def export_litert(detector: YoloDetector, path: str | Path, decoder: Decoder | None = None,
+def export_litert(detector: YoloDetector, path: str | Path, settings: DetectConfig | None = None,
                   quantize: str | None = None, calibration: Iterable[np.ndarray] = ()) -> None:
     """Write a `.tflite` LiteRT model of the batch-1 `serve` endpoint.
 
@@ -71,7 +69,7 @@ def export_litert(detector: YoloDetector, path: str | Path, decoder: Decoder | N
     if quantize == "int8" and not calibration:
         raise ValueError("--quantize int8 needs calibration images (--calibration)")
     with tempfile.TemporaryDirectory(prefix="effyolo_litert_") as saved_model:
-        export_saved_model(detector, saved_model, decoder, batch_size=1)
+        export_saved_model(detector, saved_model, settings, batch_size=1)
         if quantize == "int8":
             flatbuffer = _int8_model_only(saved_model, Path(saved_model) / "float.tflite", detector.name, calibration)
         else:

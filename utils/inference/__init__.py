@@ -1,1 +1,2 @@
-"""Running a trained detector: loading, batch prediction, drawing, heatmaps, latency."""
+"""Running a trained detector: the one detector interface, loading (Keras or export), image files, the predict
+modes (stills, video, latency, heatmaps) and their requests."""

@@ -7,6 +7,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from utils.data.images import read_bgr
+from utils.data.sample_check import check_images
+from utils.inference.draw import save_image
+from utils.inference.loading import load_keras_detector
+from utils.inference.requests import HeatmapRequest
+from utils.inference.stills import output_paths
 from utils.ops import levels
 from utils.ops.letterbox import letterbox_image, letterbox_params
 
@@ -38,3 +44,14 @@ def heatmap_panels(image_bgr: np.ndarray, maps: list[np.ndarray], alpha: float =
                     (255, 255, 255), 1, cv2.LINE_AA)
         panels.append(panel)
     return np.hstack(panels)
+
+
+def predict_heatmaps(request: HeatmapRequest) -> None:
+    """`predict.py heatmap`: the panels of each input image, with a line per image."""
+    check_images(list(request.input))
+    model = load_keras_detector(request.model)
+    for source, target in zip(request.input, output_paths(list(request.input), request.output), strict=True):
+        image = read_bgr(source)
+        maps = objectness_maps(model, cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        save_image(target, heatmap_panels(image, maps))
+        print(f"{source}: objectness max per level " + " / ".join(f"{m.max():.2f}" for m in maps) + f" -> {target}")

@@ -1,4 +1,5 @@
-"""Find and load a trained detector: a run directory (its best, else last, model) or a `.keras` file."""
+"""Find and load a trained detector: a run directory (its best, else last, model), a `.keras` file, or an export
+(SavedModel folder, `.onnx`, `.tflite`) — each behind the one detector interface."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import keras
 import nets  # noqa: F401  (registers EffYOLO's classes so its .keras files deserialize)
 from nets.detector import YoloDetector
 from utils.config.run_config import load_config
+from utils.inference.exported import ExportedDetector, export_format
+from utils.inference.interface import Detector
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +27,8 @@ def resolve_model_path(run_or_model: str | Path) -> Path:
                 return path / name
         raise FileNotFoundError(f"{path}: no best.keras or last.keras in this run directory")
     if path.suffix != ".keras":
-        raise ValueError(f"{path}: expected a run directory or a .keras file")
+        raise ValueError(f"{path}: expected a run directory, a .keras file or an export (SavedModel folder, .onnx, "
+                         f".tflite)")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: model file not found")
     return path
@@ -55,9 +59,9 @@ def as_detector(model: keras.Model, path: Path) -> YoloDetector:
     return YoloDetector.from_network(model, spec.class_names, spec.anchor_array(), spec.assigner)
 
 
-def load_detector(run_or_model: str | Path) -> YoloDetector:
-    """The trained detector (uncompiled). In a run directory whose `best.keras` is corrupt, `last.keras` is used
-    instead, with a warning."""
+def load_keras_detector(run_or_model: str | Path) -> YoloDetector:
+    """The trained Keras detector (uncompiled) of a run directory or `.keras` file. In a run directory whose
+    `best.keras` is corrupt, `last.keras` is used instead, with a warning."""
     model_path = resolve_model_path(run_or_model)
     try:
         return as_detector(load_model_file(model_path), model_path)
@@ -67,3 +71,8 @@ def load_detector(run_or_model: str | Path) -> YoloDetector:
             raise
         log.warning("%s; using %s instead", error, fallback)
         return as_detector(load_model_file(fallback), fallback)
+
+
+def load_detector(source: str | Path) -> Detector:
+    """A run directory or `.keras` file (`load_keras_detector`), or an export (`ExportedDetector`)."""
+    return ExportedDetector(source) if export_format(source) else load_keras_detector(source)

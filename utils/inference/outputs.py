@@ -1,5 +1,5 @@
 """What `predict.py` can write besides drawn images: per-class counts, crops of each detection, and the
-detections as annotation lines or a COCO results file."""
+detections as annotation lines (the COCO results file is `utils.ops.detections.write_results_json`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 from utils.data.annotations import format_line
 from utils.inference.draw import save_image
-from utils.io.files import atomic_write_text
+from utils.io.files import atomic_write_json, atomic_write_text
 from utils.ops.detections import Detections
 
 
@@ -18,6 +18,28 @@ def count_text(found: Detections, class_names: list[str]) -> str:
     counts = np.bincount(found.classes.astype(int), minlength=len(class_names))
     order = np.argsort(-counts, kind="stable")
     return ", ".join(f"{class_names[c]} {counts[c]}" for c in order if counts[c]) or "none"
+
+
+class ClassCounts:
+    """Per-class detection counts of each image or frame, and their totals."""
+
+    def __init__(self, class_names: list[str] | tuple[str, ...], unit: str) -> None:
+        self.class_names, self.unit = list(class_names), unit
+        self.each: dict[str, dict[str, int]] = {}
+        self.total = dict.fromkeys(self.class_names, 0)
+
+    def add(self, key: str, found: Detections) -> None:
+        counts = np.bincount(found.classes.astype(int), minlength=len(self.class_names))
+        self.each[key] = {name: int(n) for name, n in zip(self.class_names, counts, strict=True) if n}
+        for name, n in zip(self.class_names, counts, strict=True):
+            self.total[name] += int(n)
+
+    def total_text(self) -> str:
+        return ", ".join(f"{name} {n}" for name, n in self.total.items() if n) or "none"
+
+    def write(self, path: str | Path) -> None:
+        """`{"total": {class: n}, "per_<unit>": {key: {class: n}}}` (classes with none left out per key)."""
+        atomic_write_json(path, {"total": self.total, f"per_{self.unit}": self.each})
 
 
 def save_crops(image_bgr: np.ndarray, found: Detections, class_names: list[str], folder: Path, stem: str

@@ -1,18 +1,19 @@
-"""The one decoder: raw head outputs → detections in the original images' pixels, with every setting that travels
-with it (anchors, box coding, input size, score and NMS thresholds, detection cap, letterbox).
+"""The one decoder: raw head outputs → detections in the original images' pixels, from the head's box geometry
+(anchors, box coding, input size) and one `DetectConfig` (score and NMS thresholds, detection cap, letterbox,
+class filter).
 
-`YoloDetector` owns one and serialises it; `predict.py`, `get_map.py`, the exports, the training mAP callback and the
+`YoloDetector` builds it (`decoder_for`); `predict.py`, `get_map.py`, the exports, the training mAP callback and the
 latency table all decode through it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
+from utils.config.detect_config import DetectConfig
 from utils.ops import levels
 from utils.ops.coding import BOX_CODINGS, decode_outputs
 from utils.ops.letterbox import boxes_from_letterbox, letterbox_image, letterbox_params
@@ -21,15 +22,14 @@ from utils.ops.nms import class_aware_nms
 
 @dataclass(frozen=True)
 class Decoder:
-    """Decoding and selection settings. Defaults are the detection defaults of `predict.py`."""
+    """The head's box geometry (anchors, input size, box coding) with one `DetectConfig` and its class filter as
+    class indices (`class_ids`; None: every class). Built by `YoloDetector.decoder_for`."""
 
     anchors: tuple[tuple[float, float], ...]  # (L·A) w, h in input pixels, level-major, small to large
     input_hw: tuple[int, int]
     box_coding: str = "v3"  # the head's box parameterisation: the run's assigner (v3 | v5)
-    score_threshold: float = 0.5  # minimum class score (objectness × class probability) kept
-    iou_threshold: float = 0.45  # NMS: a box overlapping a better one of its class above this is removed
-    max_detections: int = 100
-    letterbox: bool = True  # images are letterboxed into the input (False: stretched)
+    settings: DetectConfig = DetectConfig()
+    class_ids: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "anchors", tuple((float(w), float(h)) for w, h in np.reshape(self.anchors, (-1, 2))))
@@ -37,39 +37,31 @@ class Decoder:
         levels.anchors_by_level(self.anchors)  # the right count for the level table
         if self.box_coding not in BOX_CODINGS:
             raise ValueError(f"unknown box coding {self.box_coding!r}; expected one of {BOX_CODINGS}")
-        if not 0.0 <= self.score_threshold < 1.0:
-            raise ValueError(f"score threshold must be in [0, 1), got {self.score_threshold}")
-        if not 0.0 < self.iou_threshold <= 1.0:
-            raise ValueError(f"NMS IoU must be in (0, 1], got {self.iou_threshold}")
-        if self.max_detections < 1:
-            raise ValueError(f"max detections must be at least 1, got {self.max_detections}")
+        if self.class_ids is not None:
+            object.__setattr__(self, "class_ids", tuple(int(i) for i in self.class_ids))
 
-    def replace(self, **changes) -> Decoder:
-        """These settings with `changes`; None values leave a setting as it is."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-    def get_config(self) -> dict:
-        config = dataclasses.asdict(self)
-        config["anchors"] = [list(pair) for pair in self.anchors]
-        config["input_hw"] = list(self.input_hw)
-        return config
-
-    @classmethod
-    def from_config(cls, config: dict) -> Decoder:
-        return cls(**config)
+    def geometry(self) -> dict:
+        """What the head's outputs mean (saved with a detector): anchors, input size, box coding."""
+        return {"anchors": [list(pair) for pair in self.anchors], "input_hw": list(self.input_hw),
+                "box_coding": self.box_coding}
 
     def decode(self, outputs: list[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         """Raw outputs of a batch → boxes (B, N, 4) in input pixels and class scores (B, N, C)."""
         return decode_outputs(outputs, tf.constant(self.anchors, tf.float32), box_coding=self.box_coding)
 
     def select(self, boxes: tf.Tensor, scores: tf.Tensor, image_hw: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Decoded boxes and scores → score filter, class-aware NMS, back to original-image pixels (`image_hw`
-        (B, 2)), clipped. Returns boxes (B, K, 4) x1, y1, x2, y2, scores (B, K), classes (B, K) int32 and
-        count (B,), K = `max_detections`, rows past `count` zero."""
-        k = self.max_detections
-        nms_boxes, nms_scores, nms_classes, count = class_aware_nms(boxes, scores, k, self.iou_threshold,
-                                                                   self.score_threshold, self.input_hw)
-        scale, offset = letterbox_params(image_hw, self.input_hw, self.letterbox)
+        """Decoded boxes and scores → class filter, score filter, class-aware NMS, back to original-image pixels
+        (`image_hw` (B, 2)), clipped. Returns boxes (B, K, 4) x1, y1, x2, y2, scores (B, K), classes (B, K) int32 and
+        count (B,), K = `settings.max_detections`, rows past `count` zero."""
+        settings = self.settings
+        k = settings.max_detections
+        if self.class_ids is not None:  # the other classes' scores are zeroed: never candidates
+            kept = tf.scatter_nd(tf.constant(self.class_ids, tf.int32)[:, None], tf.ones(len(self.class_ids)),
+                                 tf.shape(scores)[-1:])
+            scores = scores * kept
+        nms_boxes, nms_scores, nms_classes, count = class_aware_nms(boxes, scores, k, settings.nms_iou,
+                                                                   settings.score_threshold, self.input_hw)
+        scale, offset = letterbox_params(image_hw, self.input_hw, settings.letterbox)
         boxes = boxes_from_letterbox(nms_boxes, scale[:, None, :], offset[:, None, :])
         hw = tf.cast(image_hw, tf.float32)
         limits = tf.stack([hw[:, 1], hw[:, 0], hw[:, 1], hw[:, 0]], axis=-1)[:, None, :]
@@ -85,4 +77,4 @@ class Decoder:
     def prepare(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """uint8 images (B, H, W, 3) of one size → model input (B, h, w, 3) float32 0–255 and their (B, 2) sizes."""
         image_hw = tf.tile(tf.shape(images)[1:3][None], [tf.shape(images)[0], 1])
-        return letterbox_image(images, self.input_hw, letterbox=self.letterbox), image_hw
+        return letterbox_image(images, self.input_hw, letterbox=self.settings.letterbox), image_hw

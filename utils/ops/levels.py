@@ -1,8 +1,10 @@
 """The output levels, declared once: name, stride and objectness balance of each, and anchors per level.
 
-The head, the losses, box decoding, the heatmap and the data pipeline all read this table (at call time, so a
-change here is seen everywhere). Anchors are stored level-major: level i owns rows
-[i · ANCHORS_PER_LEVEL, (i + 1) · ANCHORS_PER_LEVEL) of the anchor table, small to large.
+There are three levels, fixed: every backbone returns its stride-8/16/32 maps and every neck is built for exactly
+those three. This table says what the levels are; the head, the losses, box decoding, the heatmap and the input
+size check read it (at call time) instead of spelling a name, a stride or a balance. Anchors are stored
+level-major: level i owns rows [i · ANCHORS_PER_LEVEL, (i + 1) · ANCHORS_PER_LEVEL) of the anchor table, small to
+large.
 """
 
 from __future__ import annotations
@@ -23,10 +25,6 @@ LEVELS = (Level("p3", 8, 4.0), Level("p4", 16, 1.0), Level("p5", 32, 0.4))
 ANCHORS_PER_LEVEL = 3
 
 
-def level_count() -> int:
-    return len(LEVELS)
-
-
 def strides() -> tuple[int, ...]:
     return tuple(level.stride for level in LEVELS)
 
@@ -35,11 +33,16 @@ def level_names() -> tuple[str, ...]:
     return tuple(level.name for level in LEVELS)
 
 
+def max_stride() -> int:
+    """The coarsest level's stride: input sizes are multiples of it."""
+    return max(strides())
+
+
 def anchors_by_level(anchors: np.ndarray | list) -> np.ndarray:
     """(L·A, 2) anchor table → (L, A, 2); an error when it does not hold `ANCHORS_PER_LEVEL` per level."""
     table = np.asarray(anchors, np.float32).reshape(-1, 2)
-    expected = level_count() * ANCHORS_PER_LEVEL
+    expected = len(LEVELS) * ANCHORS_PER_LEVEL
     if len(table) != expected:
-        raise ValueError(f"expected {expected} anchors ({ANCHORS_PER_LEVEL} for each of {level_count()} levels), "
+        raise ValueError(f"expected {expected} anchors ({ANCHORS_PER_LEVEL} for each of {len(LEVELS)} levels), "
                          f"got {len(table)}")
-    return table.reshape(level_count(), ANCHORS_PER_LEVEL, 2)
+    return table.reshape(len(LEVELS), ANCHORS_PER_LEVEL, 2)

@@ -133,7 +133,7 @@ class MapEvaluation(keras.callbacks.Callback):
             logs["val_map50"] = logs["val_map50_95"] = float("nan")
             return
         with averaged(self.average):
-            metrics = evaluate_model(self.model, self.annotations, batch_size=self.batch_size, progress=False)
+            metrics = evaluate_model(self.model, self.annotations, progress=False, batch_size=self.batch_size)
             self.last_metrics = metrics
             logs["val_map50"], logs["val_map50_95"] = metrics["map50"], metrics["map50_95"]
             print(f"\nepoch {epoch + 1}: val mAP@0.5 {metrics['map50']:.4f}  "
@@ -181,12 +181,23 @@ class CloseMosaic(keras.callbacks.Callback):
 
 
 class SkippedSamplesReport(keras.callbacks.Callback):
-    """Repeat the count of skipped training samples at the end of every epoch, so it is never lost in the log."""
+    """At the end of every epoch, repeat the count of skipped training samples (so it is never lost in the log)
+    and report the boxes that samples held beyond `max_boxes` (mosaic and mixup add up several images' boxes),
+    which trained as background, counted by the pipeline in `dropped_boxes` (reset here)."""
 
-    def __init__(self, skipped: SkippedSamples) -> None:
+    def __init__(self, skipped: SkippedSamples, dropped_boxes: tf.Variable | None = None, max_boxes: int = 0) -> None:
         super().__init__()
-        self.skipped = skipped
+        self.skipped, self.dropped_boxes, self.max_boxes = skipped, dropped_boxes, max_boxes
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.skipped.total:
             print(f"\nepoch {epoch + 1}: {self.skipped.summary()} (listed at the start of training)")
+        if self.dropped_boxes is not None:
+            dropped = int(self.dropped_boxes.numpy())
+            self.dropped_boxes.assign(0)
+            if dropped:
+                print(f"\nepoch {epoch + 1}: {dropped} boxes beyond --max-boxes {self.max_boxes} were cut from "
+                      f"augmented samples (mosaic and mixup add up the boxes of several images) and trained as "
+                      f"background; raise --max-boxes")
+            if logs is not None:
+                logs["dropped_boxes"] = float(dropped)

@@ -15,18 +15,20 @@ from utils.config.run_config import (
     DEFAULT_ANCHORS_FILE,
     FIXED_ON_RESUME,
     AugmentConfig,
+    LossConfig,
     ModelSpec,
     TrainConfig,
-    field_default,
     load_config,
 )
+from utils.config.settings import field_default
 from utils.data.anchors import ANCHOR_FILE_SIZE, check_anchors
 from utils.data.annotations import read_anchors, read_annotations, read_class_names
 
 # The model settings given by name; class names and anchors come from the inputs below (files), never as values.
 MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelSpec) if f.metadata.get("cli")}
 AUGMENT_FIELDS = {f.name for f in dataclasses.fields(AugmentConfig)}
-TOP_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "augment"}
+LOSS_FIELDS = {f.name for f in dataclasses.fields(LossConfig)}
+TOP_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "augment", "loss"}
 MODEL_INPUTS = {"classes", "anchors", "phi"}
 # What the resume state's variables depend on, as settings: fixed once a run has started.
 FIXED_SETTINGS = (MODEL_FIELDS | MODEL_INPUTS | set(FIXED_ON_RESUME)) - {"model"}
@@ -56,8 +58,9 @@ def config_from_settings(settings: dict) -> TrainConfig:
     input_size = model.get("input_size", field_default(ModelSpec, "input_size"))
     model["anchors"] = file_anchors(settings.get("anchors") or DEFAULT_ANCHORS_FILE, input_size)
     augment = AugmentConfig(**{k: v for k, v in settings.items() if k in AUGMENT_FIELDS and v is not None})
+    loss = LossConfig(**{k: v for k, v in settings.items() if k in LOSS_FIELDS and v is not None})
     top = {k: v for k, v in settings.items() if k in TOP_FIELDS}
-    return TrainConfig(**top, model=ModelSpec(**model), augment=augment)
+    return TrainConfig(**top, model=ModelSpec(**model), loss=loss, augment=augment)
 
 
 def with_overrides(base: TrainConfig, settings: dict, resuming: bool) -> TrainConfig:
@@ -73,10 +76,11 @@ def with_overrides(base: TrainConfig, settings: dict, resuming: bool) -> TrainCo
     elif spec.input_size != base.model.input_size:
         spec = dataclasses.replace(spec, anchors=spec.anchor_array() * (spec.input_size / base.model.input_size))
     augment = dataclasses.replace(base.augment, **{k: v for k, v in settings.items() if k in AUGMENT_FIELDS})
+    loss = dataclasses.replace(base.loss, **{k: v for k, v in settings.items() if k in LOSS_FIELDS})
     top = {k: v for k, v in settings.items() if k in TOP_FIELDS}
     if top.get("optimizer", base.optimizer) != base.optimizer:  # the new optimizer's defaults unless given
         top = {"learning_rate": None, "momentum": None, **top}
-    return dataclasses.replace(base, model=spec, augment=augment, **top)
+    return dataclasses.replace(base, model=spec, loss=loss, augment=augment, **top)
 
 
 def resolve_config(settings: dict, config_file: str | None = None, resume: str | None = None
@@ -98,5 +102,5 @@ def with_checked_anchors(config: TrainConfig, recompute: bool) -> TrainConfig:
     """Check the anchors against the training boxes (warn below 98% best-possible recall; replace if asked)."""
     spec = config.model
     anchors = check_anchors(read_annotations(config.train, strict=False)[0], spec.anchor_array(), spec.input_size,
-                            threshold=config.anchor_t, recompute=recompute, seed=config.seed)
+                            threshold=config.loss.anchor_t, recompute=recompute, seed=config.seed)
     return dataclasses.replace(config, model=dataclasses.replace(spec, anchors=anchors))

@@ -48,14 +48,32 @@ class TimeBudget(keras.callbacks.Callback):
         self.exhausted = False
         self._load(start_epoch)
 
-    def _load(self, start_epoch: int) -> None:
-        if not start_epoch or not self.state_path.is_file():
-            return
-        state = json.loads(self.state_path.read_text(encoding="utf-8"))
+    @staticmethod
+    def saved_state(state_path: str | Path, start_epoch: int) -> tuple[float, float] | None:
+        """(seconds used, last epoch's seconds) of a run resumed after `start_epoch`; None without a state."""
+        state_path = Path(state_path)
+        if not start_epoch or not state_path.is_file():
+            return None
+        state = json.loads(state_path.read_text(encoding="utf-8"))
         # A kill between the resume state and this file leaves it one epoch off: scale the time to the epoch.
-        self.used_before = float(state["seconds"]) * start_epoch / max(int(state["epoch"]), 1)
-        self.epoch_seconds = float(state["epoch_seconds"])
-        self._replan(start_epoch)
+        return float(state["seconds"]) * start_epoch / max(int(state["epoch"]), 1), float(state["epoch_seconds"])
+
+    @staticmethod
+    def epochs_left(limit_seconds: float, used: float, epoch_seconds: float) -> int:
+        """Epochs that fit in what is left, ending at the boundary nearest the budget."""
+        return max(int((limit_seconds - used) / epoch_seconds + 0.5), 0)
+
+    @classmethod
+    def spent(cls, limit_seconds: float, state_path: str | Path, start_epoch: int) -> bool:
+        """Whether a run resumed after `start_epoch` has no epoch left within `limit_seconds`."""
+        state = cls.saved_state(state_path, start_epoch)
+        return state is not None and cls.epochs_left(limit_seconds, *state) == 0
+
+    def _load(self, start_epoch: int) -> None:
+        state = self.saved_state(self.state_path, start_epoch)
+        if state is not None:
+            self.used_before, self.epoch_seconds = state
+            self._replan(start_epoch)
 
     @property
     def used(self) -> float:
@@ -63,8 +81,7 @@ class TimeBudget(keras.callbacks.Callback):
         return self.used_before + (time.monotonic() - self.started if self.started is not None else 0.0)
 
     def _replan(self, done: int) -> None:
-        more = int((self.limit - self.used) / self.epoch_seconds + 0.5)
-        end = min(self.max_epochs, done + max(more, 0))
+        end = min(self.max_epochs, done + self.epochs_left(self.limit, self.used, self.epoch_seconds))
         if end != self.plan.end_epoch:
             self.plan.end_epoch = end
             self.replan_to(end)

@@ -15,15 +15,12 @@ import numpy as np
 import tensorflow as tf
 
 from nets.detector import YoloDetector
-from nets.loss import YoloV3Loss
-from nets.loss_v5 import YoloV5Loss
 from nets.yolo import build_yolo, freeze_backbone
 from utils.config.run_config import LR_LIMITS, TrainConfig, save_config
 from utils.data.annotations import check_class_ids, read_annotations
-from utils.data.pipeline import build_dataset, with_level_targets
+from utils.data.pipeline import build_dataset
 from utils.data.sample_check import split_readable, unusable_reasons, usable_annotations
 from utils.io.files import atomic_write_text
-from utils.ops import levels
 from utils.training.callbacks import (
     AtomicBackupAndRestore,
     CloseMosaic,
@@ -38,7 +35,7 @@ from utils.training.distribute import build_on_local_batch, make_strategy, set_p
 from utils.training.ema import WeightAverage, ramp_updates
 from utils.training.manifest import write_manifest
 from utils.training.optimizers import CoupledDecaySGD, PerVariableStepAdam
-from utils.training.run_directory import check_run_directory, remove_interrupted_writes
+from utils.training.run_directory import check_run_directory, remove_interrupted_writes, resume_command
 from utils.training.schedules import WarmupDecay, scaled_learning_rate
 from utils.training.time_budget import EpochPlan, TimeBudget
 
@@ -57,18 +54,11 @@ def build_model_for(config: TrainConfig) -> YoloDetector:
     return YoloDetector.from_network(network, spec.class_names, spec.anchor_array(), spec.assigner)
 
 
-def make_losses(config: TrainConfig) -> list[keras.losses.Loss]:
-    """One loss per output level, of the run's assigner (v3 or v5)."""
-    spec = config.model
-    size = (spec.input_size, spec.input_size)
-    if spec.assigner == "v5":
-        return [YoloV5Loss(spec.anchors, level, spec.num_classes, size, anchor_t=config.anchor_t,
-                           label_smoothing=config.label_smoothing) for level in range(levels.level_count())]
-    if spec.assigner != "v3":
-        raise ValueError(f"unknown assigner {spec.assigner!r}; expected v3 or v5")
-    return [YoloV3Loss(spec.anchors, level, spec.num_classes, size, ignore_threshold=config.ignore_threshold,
-                       match_threshold=config.match_threshold)
-            for level in range(levels.level_count())]
+def compile_detector(model: YoloDetector, config: TrainConfig, optimizer: keras.optimizers.Optimizer) -> None:
+    """Compile with the run's loss settings; the v5 loss is scaled to the nominal batch the learning rate is scaled
+    from (see `nets.loss_v5`), or to the batch itself when the rate is not scaled."""
+    model.compile(optimizer=optimizer, loss_config=config.loss,
+                  nominal_batch_size=config.nominal_batch_size or None, jit_compile=False)
 
 
 def peak_learning_rate(config: TrainConfig, batch_size: int | None = None) -> float:
@@ -173,6 +163,20 @@ def load_training_data(config: TrainConfig):
     return train_annotations, val_annotations, skipped
 
 
+def completed_run(config: TrainConfig, run_dir: Path, start_epoch: int) -> str | None:
+    """What to tell a user who resumes a run with nothing left to train (every epoch done, or its time budget
+    spent), with how to extend it; None when there is training left."""
+    done = start_epoch >= config.epochs
+    spent = config.time_limit is not None and start_epoch > 0 and TimeBudget.spent(
+        config.time_limit * 60, run_dir / "resume" / "time_budget.json", start_epoch)
+    if not (done or spent):
+        return None
+    why = (f"all {config.epochs} epochs are trained" if done else
+           f"its time budget of {config.time_limit:g} minutes is spent after {start_epoch} epochs")
+    extend = f"--epochs N (more than {config.epochs})" if done else "--time-limit M (more minutes in all)"
+    return f"{run_dir}: complete ({why}); nothing to train. To train longer: {resume_command(run_dir)} {extend}"
+
+
 @dataclass(frozen=True)
 class Phase:
     """Epochs [first_epoch, end_epoch) trained at one batch size, with the backbone frozen or not."""
@@ -200,7 +204,8 @@ def steps_until(phases: list[Phase], steps: list[int], end_epoch: int) -> int:
 
 def train_callbacks(config: TrainConfig, run_dir: Path, map_evaluation: MapEvaluation, skipped,
                     mosaic_switch: tf.Variable, plan: EpochPlan, average: WeightAverage | None = None,
-                    budget: TimeBudget | None = None) -> list[keras.callbacks.Callback]:
+                    budget: TimeBudget | None = None, dropped_boxes: tf.Variable | None = None
+                    ) -> list[keras.callbacks.Callback]:
     csv_path = run_dir / "training_log.csv"
     callbacks = [budget] if budget else []  # first: the epochs after it see this epoch's new plan
     callbacks += [CloseMosaic(mosaic_switch, plan, config.close_mosaic)] if (
@@ -208,7 +213,7 @@ def train_callbacks(config: TrainConfig, run_dir: Path, map_evaluation: MapEvalu
     callbacks += [average] if average else []  # updated after every batch, before any epoch-end callback reads it
     return callbacks + [
         keras.callbacks.TerminateOnNaN(),
-        SkippedSamplesReport(skipped),
+        SkippedSamplesReport(skipped, dropped_boxes, config.max_boxes),
         map_evaluation,
         LearningRateLog(),
         keras.callbacks.CSVLogger(str(csv_path), append=True),
@@ -240,6 +245,13 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, r
     chief, worker = worker_task()
     if chief:
         check_run_directory(config, Path(config.run_dir), resume)
+    # Only the chief writes the run directory; other workers write the same files to a scratch folder.
+    run_dir = Path(config.run_dir) if chief else Path(tempfile.mkdtemp(prefix=f"effyolo_worker{worker}_"))
+    start_epoch = resumed_epoch(run_dir / "resume")
+    finished = completed_run(config, run_dir, start_epoch)
+    if finished:
+        print(finished)
+        return {}
     keras.utils.set_random_seed(config.seed)
     precision = set_precision(config.mixed_precision)
     train_annotations, val_annotations, skipped = load_training_data(config)
@@ -251,22 +263,19 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, r
                          f"{max(phase.batch_size for phase in phases)}")
     total_steps = steps_until(phases, steps, config.epochs)
     warn_if_too_short(config, total_steps)
-    # Only the chief writes the run directory; other workers write the same files to a scratch folder.
-    run_dir = Path(config.run_dir) if chief else Path(tempfile.mkdtemp(prefix=f"effyolo_worker{worker}_"))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    remove_interrupted_writes(run_dir)
-    save_config(config, run_dir / "config.json")
-    start_epoch = resumed_epoch(run_dir / "resume")
-    keep_log_rows_before(run_dir / "training_log.csv", start_epoch)
-    if start_epoch:
-        print(f"resuming {run_dir} after epoch {start_epoch} of {config.epochs}")
     frozen_steps = (phases[0].end_epoch * steps[0]) if config.freeze_epochs else 0
-    with strategy.scope():
+    with strategy.scope():  # built before anything is written: a failed weights load leaves no run behind
         model = build_model_for(config)
         schedule = make_schedule(config, total_steps, int(config.warmup_epochs * steps[0]), frozen_steps,
                                  phases[0].batch_size)
         optimizer = optimizer_with(config, schedule)
         optimizer.build(model.trainable_variables)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    remove_interrupted_writes(run_dir)
+    save_config(config, run_dir / "config.json")
+    keep_log_rows_before(run_dir / "training_log.csv", start_epoch)
+    if start_epoch:
+        print(f"resuming {run_dir} after epoch {start_epoch} of {config.epochs}")
     build_on_local_batch(model, strategy)  # once: it wraps the model's own methods, which compile leaves alone
     average = WeightAverage(ema_momentum(config, total_steps), ramp_updates(total_steps)) if config.ema else None
     write_manifest(config, run_dir / "manifest.json", {
@@ -291,23 +300,25 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, r
     map_evaluation = MapEvaluation(val_annotations, run_dir / "best.keras", period=config.eval_period, plan=plan,
                                    batch_size=config.eval_batch_size, patience=config.patience, average=average)
     mosaic_switch = tf.Variable(1.0, trainable=False, name="mosaic_enabled")
+    dropped_boxes = tf.Variable(0, trainable=False, dtype=tf.int64, name="dropped_boxes")
     for phase, steps_per_epoch in zip(phases, steps, strict=True):
         if phase.end_epoch <= start_epoch or map_evaluation.stopped or (budget and budget.exhausted):
             continue
         first_epoch = max(phase.first_epoch, start_epoch)
         freeze_backbone(model, phase.frozen, config.freeze_backbone_bn)
         with strategy.scope():
-            model.compile(optimizer=optimizer, loss=make_losses(config), jit_compile=False)
+            compile_detector(model, config, optimizer)
         data = build_dataset(train_annotations, (spec.input_size, spec.input_size), phase.batch_size, training=True,
                              augment=config.augment, seed=config.seed, max_boxes=config.max_boxes,
-                             cache=config.cache, mosaic_enabled=mosaic_switch, start_epoch=first_epoch)
+                             cache=config.cache, mosaic_enabled=mosaic_switch, start_epoch=first_epoch,
+                             dropped_boxes=dropped_boxes)
         if len(phases) > 1:
             print(f"epochs {first_epoch + 1}–{phase.end_epoch}: batch {phase.batch_size}, backbone "
                   f"{'frozen' if phase.frozen else 'trained'}")
-        history = model.fit(with_level_targets(data), initial_epoch=first_epoch, epochs=phase.end_epoch,
+        history = model.fit(data, initial_epoch=first_epoch, epochs=phase.end_epoch,
                             steps_per_epoch=steps_per_epoch, shuffle=False,
                             callbacks=train_callbacks(config, run_dir, map_evaluation, skipped, mosaic_switch,
-                                                      plan, average, budget),
+                                                      plan, average, budget, dropped_boxes),
                             verbose=1 if sys.stdout.isatty() else 2)  # a progress bar on a terminal
         losses = history.history.get("loss", [])
         if losses and not math.isfinite(losses[-1]):

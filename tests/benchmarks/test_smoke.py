@@ -1,0 +1,97 @@
+"""Every script in benchmarks/ runs end to end at its smallest setting (a tiny model, one step or call, a generated
+dataset), so a change to the library cannot break a benchmark unseen. These check that the scripts run and print
+their tables, not any timing."""
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+BENCHMARKS = ROOT / "benchmarks"
+SCRIPTS = sorted(p.stem for p in BENCHMARKS.glob("*.py") if p.stem not in ("training_setup", "reference_loader"))
+TINY_MODEL = ["--input-size", "64"]
+
+
+def benchmark(name: str):
+    sys.path.insert(0, str(BENCHMARKS))
+    return importlib.import_module(f"benchmarks.{name}")
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory) -> Path:
+    """A generated VOC folder of 12 images and its annotation lines as `trainval.txt` and `test.txt`."""
+    import voc_annotation
+    from utils.data.synthetic import generate_synthetic_voc
+
+    out = tmp_path_factory.mktemp("bench_set")
+    classes = generate_synthetic_voc(out / "voc", num_images=12, seed=2, image_size=(96, 96))
+    (out / "classes.txt").write_text(classes.read_text())
+    assert voc_annotation.main(["--voc-root", str(out / "voc"), "--classes", str(out / "classes.txt"),
+                                "--out-dir", str(out), "--val-fraction", "0", "--test-fraction", "0.25"]) == 0
+    (out / "trainval.txt").write_text((out / "train.txt").read_text())
+    return out
+
+
+def test_every_benchmark_script_has_a_smoke_test():
+    tested = {name.removeprefix("test_").removesuffix("_runs") for name in globals() if name.startswith("test_")}
+    assert set(SCRIPTS) <= tested, f"benchmarks without a smoke test: {sorted(set(SCRIPTS) - tested)}"
+
+
+def test_bench_backbones_runs(capsys):
+    assert benchmark("bench_backbones").main(["--backbones", "shufflenetv2-x0.5", *TINY_MODEL, "--num-classes", "2",
+                                              "--warmup", "1", "--runs", "1"]) == 0
+    assert "| shufflenetv2-x0.5 |" in capsys.readouterr().out
+
+
+def test_bench_inference_runs(capsys):
+    assert benchmark("bench_inference").main(["--backbone", "shufflenetv2-x0.5", "--necks", "yolov5", "--sizes",
+                                              "64", "--num-classes", "2", "--warmup", "1", "--runs", "1"]) == 0
+    printed = capsys.readouterr().out
+    for runtime in ("graph", "xla", "saved_model", "onnxruntime", "litert", "litert-int8"):
+        assert f"| {runtime} |" in printed, runtime
+
+
+def test_bench_map_runs(capsys):
+    assert benchmark("bench_map").main(["--images", "20", "--detections-per-image", "3", "--classes", "2",
+                                        "--repeats", "1"]) == 0
+    assert "pycocotools" in capsys.readouterr().out
+
+
+def test_bench_pipeline_runs(tiny_set, capsys):
+    assert benchmark("bench_pipeline").main(["--data", str(tiny_set / "voc"), "--classes",
+                                             str(tiny_set / "classes.txt"), "--size", "64", "--batch-size", "2",
+                                             "--batches", "1", "--reference-batches", "1", "--repeats", "1"]) == 0
+    assert "speedup: " in capsys.readouterr().out
+
+
+def test_bench_train_runs(tiny_set, capsys):
+    assert benchmark("bench_train").main(["--backbones", "shufflenetv2-x0.5", "--precisions", "float32",
+                                          "--batch-size", "2", *TINY_MODEL, "--steps", "1", "--warmup", "1",
+                                          "--annotations", str(tiny_set / "trainval.txt")]) == 0
+    assert "shufflenetv2-x0.5" in capsys.readouterr().out
+
+
+def test_compare_backbones_runs(tiny_set, tmp_path, capsys):
+    assert benchmark("compare_backbones").main(["--data", str(tiny_set), "--classes", str(tiny_set / "classes.txt"),
+                                                "--out", str(tmp_path / "compare"), "--backbones",
+                                                "shufflenetv2-x0.5", *TINY_MODEL, "--epochs", "1",
+                                                "--batch-size", "3"]) == 0
+    assert "| shufflenetv2-x0.5 |" in capsys.readouterr().out
+
+
+def test_profile_train_runs(capsys):
+    assert benchmark("profile_train").main(["--backbones", "shufflenetv2-x0.5", *TINY_MODEL, "--batch-size", "2",
+                                            "--steps", "1", "--warmup", "1"]) == 0
+    assert "backward" in capsys.readouterr().out
+
+
+def test_peer_yolov8n_step_runs(capsys):
+    pytest.importorskip("ultralytics", reason="the peer's step runs in an environment with ultralytics (see "
+                                              "docs/performance.md); not a project dependency")
+    assert benchmark("peer_yolov8n_step").main(["--batch-size", "2", *TINY_MODEL, "--steps", "1",
+                                                "--warmup", "1"]) == 0
+    assert "median" in capsys.readouterr().out
