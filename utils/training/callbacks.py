@@ -12,6 +12,8 @@ import keras
 import tensorflow as tf
 
 from nets.detector import YoloDetector
+from utils.config.detect_config import DetectConfig
+from utils.config.settings import field_default
 from utils.data.annotations import Annotation
 from utils.data.sample_check import SkippedSamples
 from utils.evaluation.evaluate import evaluate_model
@@ -19,6 +21,8 @@ from utils.io.files import atomic_write, atomic_write_json
 from utils.training.ema import WeightAverage, averaged
 from utils.training.plots import plot_training
 from utils.training.time_budget import EpochPlan
+
+EVALUATION_BATCH = field_default(DetectConfig, "batch_size")
 
 
 def save_model_atomically(model: keras.Model, path: str | Path) -> None:
@@ -105,7 +109,7 @@ class MapEvaluation(keras.callbacks.Callback):
 
     def __init__(
         self, annotations: list[Annotation], best_path: str | Path, period: int = 1, plan: EpochPlan | None = None,
-        batch_size: int = 8, patience: int = 0, average: WeightAverage | None = None,
+        batch_size: int = EVALUATION_BATCH, patience: int = 0, average: WeightAverage | None = None,
     ) -> None:
         super().__init__()
         self.annotations = annotations
