@@ -21,16 +21,17 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from nets.loss import YoloV3Loss
+from nets.loss_tal import TaskAlignedLoss
 from nets.loss_v5 import YoloV5Loss
 from utils.config.detect_config import DetectConfig
 from utils.config.run_config import LossConfig
 from utils.data.image_arrays import rgb_images, same_size_batches
 from utils.data.pipeline import build_inference_dataset
 from utils.ops import levels
+from utils.ops.coding import DEFAULT_REG_MAX
 from utils.ops.decoder import Decoder
 from utils.ops.detections import Detections
 
-LOSS_PARTS = ("box", "objectness", "class")
 # Keys of the settings an earlier version kept in its saved decoder, and their names now.
 EARLIER_SETTING_KEYS = {"score_threshold": "score_threshold", "iou_threshold": "nms_iou",
                         "max_detections": "max_detections", "letterbox": "letterbox"}
@@ -52,7 +53,7 @@ class YoloDetector(keras.Model):
         input_hw = tuple(int(v) for v in network.input_shape[1:3])
         if self.decoder.input_hw != input_hw:
             raise ValueError(f"decoder input size {self.decoder.input_hw} differs from the network's {input_hw}")
-        classes = int(network.outputs[0].shape[-1]) - 5
+        classes = self.decoder.class_count(network.outputs[0].shape)
         if classes != len(self.class_names):
             raise ValueError(f"{len(self.class_names)} class names for a head of {classes} classes")
         self.decoder_for(self.settings)  # its class filter names classes of this model
@@ -60,11 +61,13 @@ class YoloDetector(keras.Model):
         self._training = _Cache()
 
     @classmethod
-    def from_network(cls, network: keras.Model, class_names: Sequence[str], anchors, box_coding: str = "v3",
-                     settings: DetectConfig | None = None) -> YoloDetector:
-        """Wrap a functional network (`nets.yolo.build_yolo`) with its class names, anchors (input pixels), box
-        coding and inference settings (default: `DetectConfig()`)."""
-        decoder = Decoder(anchors=anchors, input_hw=tuple(network.input_shape[1:3]), box_coding=box_coding)
+    def from_network(cls, network: keras.Model, class_names: Sequence[str], anchors=(), box_coding: str = "v3",
+                     settings: DetectConfig | None = None, reg_max: int = DEFAULT_REG_MAX) -> YoloDetector:
+        """Wrap a functional network (`nets.yolo.build_yolo`) with its class names, anchors (input pixels; none for
+        the decoupled head's box coding "dfl", with `reg_max` bins), box coding and inference settings (default:
+        `DetectConfig()`)."""
+        decoder = Decoder(anchors=anchors, input_hw=tuple(network.input_shape[1:3]), box_coding=box_coding,
+                          reg_max=reg_max)
         return cls(network, class_names, decoder, settings)
 
     @property
@@ -136,8 +139,8 @@ class YoloDetector(keras.Model):
     def compiled_detection(self, settings: DetectConfig | None = None):
         """`detection_function` as a graph function, cached per settings."""
         settings = settings or self.settings
-        return self._functions.get(("detect", settings), lambda: tf.function(self.detection_function(settings),
-                                                                             reduce_retracing=True))
+        return self._functions.get(("detect", settings), lambda: tf.function(
+            self.detection_function(settings), reduce_retracing=True, autograph=False))
 
     def detect(self, images, settings: DetectConfig | None = None) -> list[Detections]:
         """Detections of one image (H, W, 3), a batch (B, H, W, 3) or a list of images of any sizes, in those
@@ -146,7 +149,8 @@ class YoloDetector(keras.Model):
         video frames never retrace."""
         settings = settings or self.settings
         serve = self._functions.get(("serve", settings), lambda: tf.function(
-            self.serving_function(settings), input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)]))
+            self.serving_function(settings), input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)],
+            autograph=False))
         found: list[Detections] = []
         for batch in same_size_batches(rgb_images(images)):
             result = {name: value.numpy() for name, value in serve(tf.constant(batch)).items()}
@@ -174,9 +178,9 @@ class YoloDetector(keras.Model):
 
     def compile(self, optimizer="adamw", loss_config: LossConfig | None = None,
                 nominal_batch_size: int | None = None, **kwargs) -> None:
-        """Compile with the detector's own loss (one per output level, from its box coding, anchors and the level
-        table, with `loss_config`'s settings). `nominal_batch_size`: the v5 loss is scaled to this batch, as
-        YOLOv5 scales its loss to the nominal 64 by gradient accumulation (None: the batch's own size)."""
+        """Compile with the detector's own loss (`detector_loss`: from its box coding, anchors and the level table,
+        with `loss_config`'s settings). `nominal_batch_size`: the v5 and task-aligned losses are scaled to this
+        batch, as YOLOv5 scales its loss to the nominal 64 by gradient accumulation (None: the batch's own size)."""
         if kwargs.get("loss") is not None:
             raise ValueError("YoloDetector computes its own loss: give loss_config=LossConfig(...), not loss=")
         kwargs.pop("loss", None)
@@ -184,15 +188,15 @@ class YoloDetector(keras.Model):
         loss_config = loss_config or LossConfig()
         self._training.set("loss_settings", {"loss_config": dataclasses.asdict(loss_config),
                                              "nominal_batch_size": nominal_batch_size})
-        self._training.set("losses", level_losses(self.decoder, len(self.class_names), loss_config,
-                                                  nominal_batch_size))
-        self._training.set("trackers", {part: keras.metrics.Mean(name=f"{part}_loss") for part in LOSS_PARTS})
+        loss = detector_loss(self.decoder, len(self.class_names), loss_config, nominal_batch_size)
+        self._training.set("loss", loss)
+        self._training.set("trackers", {part: keras.metrics.Mean(name=f"{part}_loss") for part in loss.part_names})
 
     def get_compile_config(self) -> dict:
         """Keras' compile config (optimizer, …) with the loss settings, so a compiled detector saved and loaded
         comes back compiled the same way."""
         config = super().get_compile_config()
-        return {**config, **self._training.get("loss_settings", dict)} if config else config
+        return {**config, **self._training.values.get("loss_settings", {})} if config else config
 
     def compile_from_config(self, config: dict) -> None:
         config = dict(config)
@@ -203,21 +207,20 @@ class YoloDetector(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
+    @tf.autograph.experimental.do_not_convert  # graph ops only: AutoGraph's conversion would only slow tracing
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """The sum of every level's box, objectness and class parts for padded boxes `y` (B, max_boxes, 5),
-        x1, y1, x2, y2, class in input pixels (−1 rows pad); the parts are logged as `box_loss`, ….
+        """The sum of the loss parts (box, objectness and class for the anchor heads; box, class and DFL for the
+        decoupled head) for padded boxes `y` (B, max_boxes, 5), x1, y1, x2, y2, class in input pixels (−1 rows pad);
+        the parts are logged as `box_loss`, ….
 
         The sum is divided by the replica count, as Keras' own losses are, so replicas' gradients add up to the
         global batch's."""
-        losses = self._training.get("losses", lambda: None)
-        if losses is None:
+        loss = self._training.values.get("loss")
+        if loss is None:
             raise ValueError("compile the detector first: detector.compile(optimizer)")
-        totals = dict.fromkeys(LOSS_PARTS, 0.0)
         with tf.name_scope("detector_loss"):  # what benchmarks/profile_train.py counts as the loss
-            for loss, raw in zip(losses, y_pred, strict=True):
-                for part, value in loss.parts(y, raw).items():
-                    totals[part] = totals[part] + value
-        for part, tracker in self._training.get("trackers", dict).items():
+            totals = loss.parts(y, list(y_pred))
+        for part, tracker in self._training.values.get("trackers", {}).items():
             tracker.update_state(totals[part])
         total = tf.add_n(list(totals.values()))
         if self.losses:  # regularisation losses of layers, if any
@@ -227,20 +230,46 @@ class YoloDetector(keras.Model):
 
     @property
     def metrics(self) -> list:
-        return super().metrics + list(self._training.get("trackers", dict).values())
+        training = getattr(self, "_training", None)  # Keras reads this while the model is being built
+        return super().metrics + (list(training.values.get("trackers", {}).values()) if training else [])
 
 
-def level_losses(decoder: Decoder, num_classes: int, config: LossConfig,
-                 nominal_batch_size: int | None = None) -> list[keras.losses.Loss]:
-    """One loss per output level for a head of `decoder`'s box coding (v3 or v5 assignment)."""
+class PerLevelLoss:
+    """The anchor heads' loss: one `keras.losses.Loss` per level (v3 or v5 assignment), their parts summed."""
+
+    part_names = ("box", "objectness", "class")
+
+    def __init__(self, losses: list[keras.losses.Loss]) -> None:
+        self.losses = losses
+
+    def parts(self, boxes: tf.Tensor, outputs: list[tf.Tensor]) -> dict[str, tf.Tensor]:
+        totals = dict.fromkeys(self.part_names, 0.0)
+        for loss, raw in zip(self.losses, outputs, strict=True):
+            for part, value in loss.parts(boxes, raw).items():
+                totals[part] = totals[part] + value
+        return totals
+
+
+def detector_loss(decoder: Decoder, num_classes: int, config: LossConfig,
+                  nominal_batch_size: int | None = None) -> PerLevelLoss | TaskAlignedLoss:
+    """The loss of a head of `decoder`'s box coding: per level with v3 or v5 assignment (anchor head), or over all
+    levels with task-aligned assignment (decoupled head); gains left unset take the head's defaults."""
+    if decoder.anchor_free:
+        config = config.for_head("decoupled")
+        return TaskAlignedLoss(num_classes, decoder.reg_max, config.topk, config.alignment_alpha,
+                               config.alignment_beta, config.box_gain, config.class_gain, config.dfl_gain,
+                               batch_scale=nominal_batch_size)
+    config = config.for_head("anchor")
     common = {"anchors": decoder.anchors, "num_classes": num_classes, "input_size": decoder.input_hw,
               "box_gain": config.box_gain, "objectness_gain": config.objectness_gain,
               "class_gain": config.class_gain}
+    indices = range(len(levels.LEVELS))
     if decoder.box_coding == "v5":
-        return [YoloV5Loss(level=level, anchor_t=config.anchor_t, label_smoothing=config.label_smoothing,
-                           batch_scale=nominal_batch_size, **common) for level in range(len(levels.LEVELS))]
-    return [YoloV3Loss(level=level, ignore_threshold=config.ignore_threshold,
-                       match_threshold=config.match_threshold, **common) for level in range(len(levels.LEVELS))]
+        return PerLevelLoss([YoloV5Loss(level=level, anchor_t=config.anchor_t, label_smoothing=config.label_smoothing,
+                                        batch_scale=nominal_batch_size, **common) for level in indices])
+    return PerLevelLoss([YoloV3Loss(level=level, ignore_threshold=config.ignore_threshold,
+                                    match_threshold=config.match_threshold, iou_objectness=config.iou_objectness,
+                                    **common) for level in indices])
 
 
 def class_indices(class_names: Sequence[str], wanted: Sequence[str] | None) -> tuple[int, ...] | None:
@@ -264,12 +293,12 @@ class _Cache:
     would try to save graph functions and losses with it), not the insides of other objects."""
 
     def __init__(self) -> None:
-        self._values: dict = {}
+        self.values: dict = {}
 
     def get(self, key, make):
-        if key not in self._values:
-            self._values[key] = make()
-        return self._values[key]
+        if key not in self.values:
+            self.values[key] = make()
+        return self.values[key]
 
     def set(self, key, value) -> None:
-        self._values[key] = value
+        self.values[key] = value

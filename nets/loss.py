@@ -131,6 +131,8 @@ class YoloV3Loss(YoloLevelLoss):
     Args (besides `YoloLevelLoss`'s):
         ignore_threshold: a negative whose prediction overlaps any box above this IoU adds no objectness loss.
         match_threshold: shape IoU above which a box is matched to an anchor besides its best one (1 = best only).
+        iou_objectness: a positive's objectness target is the (detached, non-negative) CIoU of its predicted box
+            with its target, as YOLOv5's, instead of 1: scores then rank boxes by how well they fit.
     """
 
     def __init__(
@@ -141,6 +143,7 @@ class YoloV3Loss(YoloLevelLoss):
         input_size: tuple[int, int],
         ignore_threshold: float = 0.5,
         match_threshold: float = 0.2,
+        iou_objectness: bool = False,
         box_gain: float = 0.05,
         objectness_gain: float = 1.0,
         class_gain: float = 0.5,
@@ -151,6 +154,7 @@ class YoloV3Loss(YoloLevelLoss):
                          name=name or f"yolo_loss_{levels.LEVELS[level].name}", **kwargs)
         self.ignore_threshold = ignore_threshold
         self.match_threshold = match_threshold
+        self.iou_objectness = iou_objectness
 
     def parts(self, boxes: tf.Tensor, raw: tf.Tensor) -> dict[str, tf.Tensor]:
         """The box, objectness and class parts of this level's loss, each already weighted."""
@@ -174,9 +178,11 @@ class YoloV3Loss(YoloLevelLoss):
         area = tf.cast(tf.reduce_prod(tf.shape(raw)[1:3]) * self.stride ** 2, tf.float32)
         target_wh = target_boxes[..., 2:4] - target_boxes[..., 0:2]
         small_box_weight = 2.0 - target_wh[..., 0] * target_wh[..., 1] / area
-        box = tf.reduce_sum((1.0 - ciou(pred_boxes, target_boxes)) * small_box_weight * objectness)
+        overlap = ciou(pred_boxes, target_boxes)
+        box = tf.reduce_sum((1.0 - overlap) * small_box_weight * objectness)
+        target = objectness * tf.maximum(tf.stop_gradient(overlap), 0.0) if self.iou_objectness else objectness
         obj = tf.reduce_sum(
-            tf.nn.sigmoid_cross_entropy_with_logits(labels=objectness, logits=objectness_logits) * weight)
+            tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=objectness_logits) * weight)
         cls = tf.reduce_sum(
             tf.nn.sigmoid_cross_entropy_with_logits(labels=classes, logits=class_logits) * objectness[..., None])
         return {
@@ -187,4 +193,4 @@ class YoloV3Loss(YoloLevelLoss):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "ignore_threshold": self.ignore_threshold,
-                "match_threshold": self.match_threshold}
+                "match_threshold": self.match_threshold, "iou_objectness": self.iou_objectness}

@@ -5,12 +5,14 @@ from __future__ import annotations
 import keras
 
 from nets.backbones import build_backbone, parse_backbone_name
-from nets.head import init_head_biases, yolo_head
+from nets.head import decoupled_head, init_decoupled_head_biases, init_head_biases, yolo_head
 from nets.necks import build_neck
 from utils.ops import levels
+from utils.ops.coding import DEFAULT_REG_MAX
 
 # YOLOv3's head widens each level with a 3×3 conv; YOLOv5's predicts straight from the neck.
 HEAD_HIDDEN_CONV = {"yolov3": True, "yolov5": False}
+HEADS = ("anchor", "decoupled")
 
 
 def build_yolo(
@@ -21,8 +23,11 @@ def build_yolo(
     backbone_weights: str | None = None,
     neck_width: float | None = None,
     neck_depth: float | None = None,
+    head: str = "anchor",
+    reg_max: int = DEFAULT_REG_MAX,
 ) -> keras.Model:
-    """Build the detector as a functional model with outputs [p3, p4, p5], each (B, H/s, W/s, A, 5 + C).
+    """Build the detector as a functional model with outputs [p3, p4, p5]: with the anchor head each
+    (B, H/s, W/s, A, 5 + C), with the decoupled head each (B, H/s, W/s, 4 · reg_max + C).
 
     Example:
         >>> model = build_yolo("efficientnet-b0", "yolov3", num_classes=2, input_shape=(64, 64, 3))
@@ -36,10 +41,16 @@ def build_yolo(
         raise ValueError(f"unknown neck {neck!r}; expected one of {sorted(HEAD_HIDDEN_CONV)}")
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
     images = keras.Input(shape=input_shape, name="images")
     features = build_backbone(backbone, input_shape=input_shape, weights=backbone_weights)(images)
     fused = build_neck(neck, list(features), phi=parse_backbone_name(backbone).scale_index, width=neck_width,
                        depth=neck_depth)
+    if head == "decoupled":
+        model = keras.Model(images, decoupled_head(fused, num_classes, reg_max), name=f"{backbone}-{neck}-decoupled")
+        init_decoupled_head_biases(model, num_classes)
+        return model
     outputs = yolo_head(fused, num_classes, hidden_conv=HEAD_HIDDEN_CONV[neck])
     model = keras.Model(images, outputs, name=f"{backbone}-{neck}")
     init_head_biases(model, num_classes, input_size=max(height, width))

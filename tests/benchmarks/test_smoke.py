@@ -48,10 +48,12 @@ def test_bench_backbones_runs(capsys):
 
 
 def test_bench_inference_runs(capsys):
+    runtimes = ("graph", "saved_model", "onnxruntime", "litert", "litert-int8")  # xla: graph's settings + 1 flag
     assert benchmark("bench_inference").main(["--backbone", "shufflenetv2-x0.5", "--necks", "yolov5", "--sizes",
-                                              "64", "--num-classes", "2", "--warmup", "1", "--runs", "1"]) == 0
+                                              "64", "--num-classes", "2", "--warmup", "1", "--runs", "1",
+                                              "--runtimes", *runtimes]) == 0
     printed = capsys.readouterr().out
-    for runtime in ("graph", "xla", "saved_model", "onnxruntime", "litert", "litert-int8"):
+    for runtime in runtimes:
         assert f"| {runtime} |" in printed, runtime
 
 
@@ -95,3 +97,14 @@ def test_peer_yolov8n_step_runs(capsys):
     assert benchmark("peer_yolov8n_step").main(["--batch-size", "2", *TINY_MODEL, "--steps", "1",
                                                 "--warmup", "1"]) == 0
     assert "median" in capsys.readouterr().out
+
+
+def test_compare_runs_runs(tiny_set, tmp_path, capsys):
+    assert benchmark("compare_runs").main(["--train", str(tiny_set / "trainval.txt"), "--val",
+                                           str(tiny_set / "test.txt"), "--classes", str(tiny_set / "classes.txt"),
+                                           "--out", str(tmp_path / "runs"), "--variants", "decoupled",
+                                           "--backbone", "shufflenetv2-x0.5", "--backbone-weights", "none",
+                                           *TINY_MODEL, "--batch-size", "3", "--epochs", "1", "--time-limit", "1",
+                                           "--peer", "0.8", "0.5"]) == 0
+    printed = capsys.readouterr().out
+    assert "| decoupled | 0 | 1 | 1 |" in printed

@@ -48,7 +48,8 @@ def test_every_flag_of_predict_and_get_map_is_a_declared_setting():
     assert parser_flags(parser) - {f for f in parser_flags(parser) if f.startswith("--no-")} == expected
     # One vocabulary: the same flag names the same setting everywhere; evaluation has its own defaults.
     actions = {a.dest: a for a in parser._actions}
-    assert actions["score_threshold"].default == 0.001 and actions["nms_iou"].default == 0.5
+    assert actions["score_threshold"].default == 0.001 and actions["nms_iou"].default == 0.7
+    assert actions["max_detections"].default == 300
     assert actions["pr_score"].option_strings == ["--pr-score"] and "--confidence" not in parser_flags(parser)
     image = {a.dest: a for a in modes["image"]._actions}
     assert image["score_threshold"].option_strings == ["--score-threshold", "--conf"]

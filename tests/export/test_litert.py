@@ -105,3 +105,27 @@ def test_xla_and_graph_detectors_agree(tiny_run):  # noqa: F811
     assert len(graph.scores) == 5
     np.testing.assert_allclose(xla.boxes, graph.boxes, atol=1e-3)
     np.testing.assert_array_equal(xla.classes, graph.classes)
+
+
+def test_the_decoupled_head_exports_with_parity(tmp_path, capsys):
+    """An anchor-free decoupled detector (DFL decoding, no anchors) goes through the same export: LiteRT builtins
+    only (the strictest of the three converters), its parity 0 px against the Keras model."""
+    import keras
+
+    from nets.detector import YoloDetector
+    from nets.yolo import build_yolo
+    from utils.config.detect_config import DetectConfig
+
+    keras.utils.set_random_seed(0)
+    run = tmp_path / "decoupled_run"
+    network = build_yolo("shufflenetv2-x0.5", "yolov5", 2, input_shape=(64, 64, 3), head="decoupled")
+    run.mkdir()
+    YoloDetector.from_network(network, ("cat", "dog"), (), "dfl", DetectConfig(score_threshold=1e-5)).save(
+        run / "best.keras")
+    images = [str(write_image(tmp_path / f"{i}.jpg", 60 + 8 * i, 80, seed=i)) for i in range(3)]
+    out = tmp_path / "decoupled.tflite"
+    assert predict.main(["export", "--run-dir", str(run), "--format", "litert", "--output", str(out),
+                         "--score-threshold", "1e-5", "--max-det", "5", "--check-images", *images]) == 0
+    printed = capsys.readouterr().out
+    assert "max box difference 0.000 px" in printed and "-> passed" in printed, printed
+    assert json.loads((tmp_path / "decoupled.tflite.json").read_text())["box_coding"] == "dfl"

@@ -83,3 +83,20 @@ def test_loss_config_round_trip():
     clone = YoloV3Loss.from_config(loss.get_config())
     assert clone.get_config() == loss.get_config()
     assert clone.stride == 16
+
+
+def test_iou_objectness_aims_a_positive_at_its_boxs_ciou():
+    """With `iou_objectness` a positive's objectness target is its prediction's CIoU with the box (here a box
+    predicted at 80% of the true width and height, centred: CIoU = IoU = 0.64), not 1: the objectness part is then
+    BCE(12 logit, 0.64) instead of BCE(12 logit, 1), computed by hand."""
+    box = [100.0, 100.0, 200.0, 180.0, 0.0]
+    raw = raw_for_box([110.0, 108.0, 190.0, 172.0, 0.0], level=2, anchor=0, grid=8, num_classes=2)
+    raw[0, 4, 4, 0, :2] = raw_for_box(box, level=2, anchor=0, grid=8, num_classes=2)[0, 4, 4, 0, :2]  # same centre
+    plain = YoloV3Loss(ANCHORS, 2, 2, (256, 256), match_threshold=1.0, ignore_threshold=1.0)
+    aware = YoloV3Loss(ANCHORS, 2, 2, (256, 256), match_threshold=1.0, ignore_threshold=1.0, iou_objectness=True)
+    difference = float(aware.parts(padded([box]), tf.constant(raw))["objectness"]
+                       - plain.parts(padded([box]), tf.constant(raw))["objectness"])
+    # BCE(z, t) = log(1 + e^z) − t·z: the two targets differ by (1 − 0.64)·z at the one positive, z = 12; the
+    # objectness part is gain 1 × balance 0.4 × sum / 1 box.
+    assert difference == pytest.approx(0.4 * (1 - 0.64) * 12.0, rel=1e-4)
+    assert YoloV3Loss.from_config(aware.get_config()).iou_objectness

@@ -113,7 +113,7 @@ def test_a_detector_built_in_python_trains_with_plain_compile_and_fit():
             images[i, y1:y2, x1:x2] = (230, 60, 60) if c == 0 else (60, 60, 230)
     images += rng.normal(0, 5, images.shape).astype("float32")
     keras.utils.set_random_seed(0)
-    network = build_yolo("shufflenetv2-x1.0", "yolov5", 2, input_shape=(size, size, 3))
+    network = build_yolo("shufflenetv2-x0.5", "yolov5", 2, input_shape=(size, size, 3))
     detector = YoloDetector.from_network(network, ["red", "blue"], COCO_ANCHORS * size / 416, "v5",
                                          DetectConfig(score_threshold=0.3))
     detector.compile(keras.optimizers.Adam(3e-3))
@@ -136,7 +136,7 @@ def test_an_sgd_step_at_any_batch_is_yolov5s_step_per_image():
     loss is scaled to the nominal 64: one step is −η (B / 64) (64 ∇ℓ + wd w) for B images — YOLOv5's per image,
     decay included. (Scaling the loss by B as well gave −η (B / 64) (B ∇ℓ + wd w): a quarter of YOLOv5's step at
     B = 16, and decay 64 / B times too strong against the loss.)"""
-    from nets.detector import level_losses
+    from nets.detector import detector_loss
     from tests.conftest import tiny_detector
     from utils.config.run_config import LossConfig, ModelSpec, TrainConfig
     from utils.training.trainer import compile_detector, make_schedule, optimizer_with
@@ -148,11 +148,9 @@ def test_an_sgd_step_at_any_batch_is_yolov5s_step_per_image():
     boxes = np.full((batch, 3, 5), -1.0, "float32")
     boxes[:, 0] = [4, 6, 40, 30, 1]
     boxes[:, 1] = [20, 20, 60, 62, 0]
-    per_batch = level_losses(detector.decoder, 2, LossConfig(), nominal_batch_size=1)  # ℓ: the loss × 1
+    per_batch = detector_loss(detector.decoder, 2, LossConfig(), nominal_batch_size=1)  # ℓ: the loss × 1
     with tf.GradientTape() as tape:
-        outputs = detector(images, training=True)
-        mean_loss = tf.add_n([tf.add_n(list(loss.parts(tf.constant(boxes), raw).values()))
-                              for loss, raw in zip(per_batch, outputs, strict=True)])
+        mean_loss = tf.add_n(list(per_batch.parts(tf.constant(boxes), detector(images, training=True)).values()))
     gradients = tape.gradient(mean_loss, detector.trainable_variables)
     before = [v.numpy().copy() for v in detector.trainable_variables]
 

@@ -135,13 +135,38 @@ def test_frozen_backbone_keeps_weights_and_batchnorm_statistics():
 @pytest.mark.slow
 @pytest.mark.parametrize("neck", ["yolov3", "yolov5"])
 @pytest.mark.parametrize("backbone", backbone_names())
-def test_every_backbone_with_either_neck_builds_and_runs_at_128(backbone, neck):
-    model = build_yolo(backbone, neck, num_classes=3, input_shape=(128, 128, 3))
-    images = np.random.default_rng(0).uniform(0, 255, (1, 128, 128, 3)).astype("float32")
-    outputs = [np.asarray(o) for o in model(images, training=False)]
-    assert [o.shape for o in outputs] == [(1, 16, 16, 3, 8), (1, 8, 8, 3, 8), (1, 4, 4, 3, 8)]
-    assert all(np.isfinite(o).all() for o in outputs)
+def test_every_backbone_with_either_neck_and_either_head_builds_and_runs_at_128(backbone, neck):
+    """Both heads on one backbone and neck (the backbone's build is most of the cost): the anchor head as
+    `build_yolo` attaches it for this neck, and the decoupled head."""
+    from nets.backbones import build_backbone, parse_backbone_name
+    from nets.head import decoupled_head, yolo_head
+    from nets.necks import build_neck
+    from nets.yolo import HEAD_HIDDEN_CONV
+
+    images = keras.Input((128, 128, 3))
+    features = build_backbone(backbone, input_shape=(128, 128, 3))(images)
+    fused = build_neck(neck, list(features), phi=parse_backbone_name(backbone).scale_index)
+    anchor = keras.Model(images, yolo_head(fused, 3, hidden_conv=HEAD_HIDDEN_CONV[neck]))
+    decoupled = keras.Model(images, decoupled_head(fused, 3, name="decoupled"))  # the same backbone and neck
+    pixels = np.random.default_rng(0).uniform(0, 255, (1, 128, 128, 3)).astype("float32")
+    results = [np.asarray(o) for model in (anchor, decoupled) for o in model(pixels, training=False)]
+    assert [o.shape for o in results] == [(1, 16, 16, 3, 8), (1, 8, 8, 3, 8), (1, 4, 4, 3, 8),
+                                          (1, 16, 16, 67), (1, 8, 8, 67), (1, 4, 4, 67)]
+    assert all(np.isfinite(o).all() for o in results)
     keras.backend.clear_session()  # 56 detectors in one process
+
+
+@pytest.mark.slow
+def test_the_decoupled_head_has_yolov8n_detects_parameters():
+    """On the yolov5 neck at B0's widths (64, 128, 256 channels: YOLOv8n's) with 80 classes, the head's
+    trainable parameters are YOLOv8n's Detect: per level, box branch 9·c·64 + 9·64·64 + 64·64 + 64 and class branch
+    9·c·80 + 9·80·80 + 80·80 + 80 weights, and 2 per BatchNorm channel (64 + 64 + 80 + 80): 1296·c + 105,680 per
+    level, 1296 · (64 + 128 + 256) + 3 · 105,680 = 897,648 — YOLOv8n's 897,664 less the 16 fixed weights of its DFL
+    convolution (here a constant)."""
+    model = build_yolo("efficientnet-b0", "yolov5", 80, input_shape=(64, 64, 3), head="decoupled")
+    head = [layer for layer in model.layers if layer.name.startswith("head_")]
+    assert sum(int(np.prod(w.shape)) for layer in head for w in layer.trainable_weights) == 897_648
+    assert [tuple(o.shape) for o in model.outputs] == [(None, 8, 8, 144), (None, 4, 4, 144), (None, 2, 2, 144)]
 
 
 def test_backbone_names_parse_to_their_families():

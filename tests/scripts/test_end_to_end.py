@@ -27,8 +27,10 @@ def test_convert_train_evaluate_predict(shapes_voc, tmp_path, capsys):
     assert len(read_annotations(lines / "train.txt")[0]) == 18 and len(read_annotations(lines / "val.txt")[0]) == 6
 
     run = tmp_path / "run"
+    # The decoupled head (the anchor head's runs are trained by the tests of resume, the v5 coding and bad samples).
     command = ["--train", str(lines / "train.txt"), "--val", str(lines / "val.txt"), "--classes", classes,
-               "--phi", "0", "--input-size", "64", "--batch-size", "6", "--run-dir", str(run)]
+               "--backbone", "shufflenetv2-x0.5", "--head", "decoupled", "--input-size", "64", "--batch-size", "6",
+               "--run-dir", str(run)]
     previous_umask = os.umask(0o022)
     try:  # the fine-tuning recipe: a frozen first epoch, then all; the weight average evaluated in both phases
         assert train.main([*command, "--epochs", "2", "--freeze-epochs", "1", "--ema"]) == 0
@@ -39,6 +41,9 @@ def test_convert_train_evaluate_predict(shapes_voc, tmp_path, capsys):
         assert (run / name).stat().st_mode & 0o777 == 0o644, name  # the umask's mode: a shared run stays readable
     log = read_csv_log(run / "training_log.csv")
     assert log["epoch"] == [0.0, 1.0] and all(np.isfinite(log["loss"])) and all(np.isfinite(log["val_map50"]))
+    assert all(np.isfinite(log["dfl_loss"])) and "objectness_loss" not in log  # the decoupled head's loss parts
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["model"]["head"], saved["model"]["assigner"], saved["loss"]["box_gain"]) == ("decoupled", "tal", 7.5)
     assert (run / "resume" / "ema.npz").is_file()
     # A checkpoint written by training loads in a fresh interpreter with `import nets` alone (no optimizer,
     # schedule or loss classes needed) and knows its classes.

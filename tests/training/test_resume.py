@@ -130,27 +130,24 @@ def test_nan_loss_stops_with_a_message_and_a_resumable_state(shapes_voc, tmp_pat
     run = tmp_path / "run"
     flags = ["--train", str(lines / "train.txt"), "--val", str(lines / "val.txt"), "--classes", classes, *TINY,
              "--input-size", "64", "--epochs", "2", "--batch-size", "6", "--eval-period", "2", "--run-dir", str(run)]
-    real_losses = nets.detector.level_losses
+    real_loss = nets.detector.detector_loss
     calls = tf.Variable(0, trainable=False)
 
-    class NanAfterNineCalls:  # from the second epoch (3 steps × 3 levels of loss per epoch) the loss is NaN
+    class NanAfterThreeSteps:  # from the second epoch (3 steps per epoch) the loss is NaN
         def __init__(self, inner):
-            self.inner = inner
+            self.inner, self.part_names = inner, inner.part_names
 
-        def parts(self, boxes, raw):
+        def parts(self, boxes, outputs):
             calls.assign_add(1)
-            return {part: tf.where(calls > 9, float("nan"), value)
-                    for part, value in self.inner.parts(boxes, raw).items()}
+            return {part: tf.where(calls > 3, float("nan"), value)
+                    for part, value in self.inner.parts(boxes, outputs).items()}
 
-    def poisoned(*args, **kwargs):
-        return [NanAfterNineCalls(inner) for inner in real_losses(*args, **kwargs)]
-
-    monkeypatch.setattr(nets.detector, "level_losses", poisoned)
+    monkeypatch.setattr(nets.detector, "detector_loss", lambda *a, **k: NanAfterThreeSteps(real_loss(*a, **k)))
     with pytest.raises(FloatingPointError, match=r"training loss became nan in epoch 2; stopped\. The state after "
                                                   r"epoch 1 is saved in .*resume"):
         train.main(flags)
     assert resume_epoch(run) == 1
-    monkeypatch.setattr(nets.detector, "level_losses", real_losses)
+    monkeypatch.setattr(nets.detector, "detector_loss", real_loss)
     assert train.main(["--resume", str(run)]) == 0  # the saved state trains on (here without the poison)
     log = read_csv_log(run / "training_log.csv")
     assert log["epoch"] == [0.0, 1.0] and all(np.isfinite(log["loss"]))

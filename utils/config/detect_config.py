@@ -2,8 +2,10 @@
 
 Every way to detect reads them from here under the same names: a detector carries its own (saved in its `.keras`
 file and in an export's metadata), `predict.py`, `get_map.py` and `predict.py export` generate their flags from the
-fields, and each use has its own defaults (evaluation keeps nearly every box, an export bakes in a threshold that
-consumers can still raise). `DetectConfig.for_use` resolves a use's settings from the detector's own and the flags
+fields, and each use has its own defaults. Evaluation keeps nearly every box — score 0.001, NMS IoU 0.7, 300 per
+image, as Ultralytics validates, so figures compare with its models' (an NMS at 0.5 also removes true boxes of
+touching objects; docs/evaluation.md measures the difference); an export bakes in a threshold that consumers can
+still raise. `DetectConfig.for_use` resolves a use's settings from the detector's own and the flags
 given.
 """
 
@@ -27,10 +29,10 @@ class DetectConfig:
         uses={"predict": MODEL_OWN, "evaluate": 0.001, "export": 0.25})
     nms_iou: float = setting(
         0.45, "NMS: a box overlapping a higher-scored one of its class by more than this IoU is removed",
-        aliases=("--iou",), above=0, maximum=1, uses={"predict": MODEL_OWN, "evaluate": 0.5, "export": MODEL_OWN})
+        aliases=("--iou",), above=0, maximum=1, uses={"predict": MODEL_OWN, "evaluate": 0.7, "export": MODEL_OWN})
     max_detections: int = setting(
         100, "detections kept per image, best first", aliases=("--max-det",), minimum=1,
-        uses={"predict": MODEL_OWN, "evaluate": 100, "export": MODEL_OWN})
+        uses={"predict": MODEL_OWN, "evaluate": 300, "export": MODEL_OWN})
     letterbox: bool = setting(
         True, "letterbox images into the input (aspect kept, padded); --no-letterbox stretches them",
         uses={"predict": MODEL_OWN, "evaluate": MODEL_OWN, "export": MODEL_OWN})

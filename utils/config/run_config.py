@@ -4,6 +4,7 @@ run as its record."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +20,14 @@ from utils.ops import levels
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LR_DECAYS = ("cosine", "step")
 NECKS = ("yolov3", "yolov5")
-ASSIGNERS = ("v3", "v5")
+HEADS = ("anchor", "decoupled")
+# Target assignment (and box coding) per head: the anchor head's YOLOv3 or YOLOv5 rules, the decoupled head's
+# task-aligned assignment; the first is the head's default.
+ASSIGNERS_OF_HEAD = {"anchor": ("v3", "v5"), "decoupled": ("tal",)}
+ASSIGNERS = ("v3", "v5", "tal")
+# The loss part weights each head defaults to (YOLOv5's and YOLOv8's).
+LOSS_GAINS = {"anchor": {"box_gain": 0.05, "objectness_gain": 1.0, "class_gain": 0.5},
+              "decoupled": {"box_gain": 7.5, "objectness_gain": 0.0, "class_gain": 0.5}}
 STRATEGIES = ("auto", "one", "mirrored", "multiworker")
 CACHES = ("none", "ram")
 # Peak learning rates allowed after batch-size scaling (per optimizer family): what keeps a tiny or huge batch from
@@ -47,11 +55,21 @@ class ModelSpec:
     input_size: int = setting(416, "square input size, a multiple of 32", minimum=32)
     neck_width: float | None = setting(None, "neck width multiple (default: per phi)", above=0)
     neck_depth: float | None = setting(None, "yolov5 C3 depth multiple (default: per phi)", above=0)
-    assigner: str = setting("v3", "target assignment and box parameterisation: YOLOv3 (best anchors, centre cell) "
-                            "or YOLOv5 (anchor ratio < --anchor-t, centre + 2 neighbour cells)", choices=ASSIGNERS)
+    head: str = setting("anchor", "anchor: YOLOv3/v5's anchor-based head; decoupled: YOLOv8's anchor-free head "
+                                  "(separate box and class branches, DFL box distributions)", choices=HEADS)
+    assigner: str | None = setting(None, "target assignment and box parameterisation: anchor head v3 (best anchors, "
+                                         "centre cell) or v5 (anchor ratio < --anchor-t, centre + 2 neighbour "
+                                         "cells); decoupled head tal (task-aligned). Default: the head's first",
+                                   choices=ASSIGNERS)
+    reg_max: int = setting(16, "decoupled head: distance bins per box side (DFL)", minimum=2)
 
     def __post_init__(self) -> None:
         check_fields(self)
+        allowed = ASSIGNERS_OF_HEAD[self.head]
+        if self.assigner is None:
+            object.__setattr__(self, "assigner", allowed[0])
+        if self.assigner not in allowed:
+            raise ConfigError("assigner", f"the {self.head} head takes {' or '.join(allowed)}, got {self.assigner!r}")
         if self.input_size % levels.max_stride():
             raise ConfigError("input_size", f"must be a multiple of {levels.max_stride()}, got {self.input_size}")
         if not self.class_names:
@@ -72,6 +90,11 @@ class ModelSpec:
 
     def anchor_array(self) -> np.ndarray:
         return np.asarray(self.anchors, dtype=np.float32)
+
+    @property
+    def box_coding(self) -> str:
+        """How the head's outputs code boxes: the anchor head's assigner (v3 | v5), or dfl."""
+        return "dfl" if self.head == "decoupled" else self.assigner
 
 
 @dataclass(frozen=True)
@@ -110,14 +133,28 @@ class LossConfig:
     ignore_threshold: float = setting(0.5, "v3: IoU above which a negative is ignored", minimum=0, maximum=1)
     match_threshold: float = setting(0.2, "v3: shape IoU above which a box also trains a non-best anchor "
                                           "(1 = best anchor only)", minimum=0, maximum=1)
+    iou_objectness: bool = setting(False, "v3: a positive's objectness target is the CIoU of its predicted box "
+                                          "(as v5's) instead of 1")
     anchor_t: float = setting(4.0, "v5: largest box/anchor side ratio that matches", above=1)
     label_smoothing: float = setting(0.0, "v5: class label smoothing ε", minimum=0, maximum=1)
-    box_gain: float = setting(0.05, "weight of the box (CIoU) part", minimum=0)
-    objectness_gain: float = setting(1.0, "weight of the objectness part", minimum=0)
-    class_gain: float = setting(0.5, "weight of the class part", minimum=0)
+    topk: int = setting(10, "tal: anchors each box takes (the best aligned)", minimum=1)
+    alignment_alpha: float = setting(0.5, "tal: exponent of the class score in the alignment", minimum=0)
+    alignment_beta: float = setting(6.0, "tal: exponent of the CIoU in the alignment", minimum=0)
+    box_gain: float | None = setting(None, "weight of the box (CIoU) part (default: anchor head 0.05, decoupled "
+                                           "7.5)", minimum=0)
+    objectness_gain: float | None = setting(None, "weight of the objectness part (anchor head; default 1.0)",
+                                            minimum=0)
+    class_gain: float | None = setting(None, "weight of the class part (default 0.5)", minimum=0)
+    dfl_gain: float = setting(1.5, "decoupled head: weight of the DFL part", minimum=0)
 
     def __post_init__(self) -> None:
         check_fields(self)
+
+    def for_head(self, head: str) -> LossConfig:
+        """These settings with the gains left unset taken from the head's defaults (`LOSS_GAINS`)."""
+        defaults = LOSS_GAINS[head]
+        return dataclasses.replace(self, **{name: value for name, value in defaults.items()
+                                            if getattr(self, name) is None})
 
 
 @dataclass(frozen=True)
@@ -201,6 +238,7 @@ class TrainConfig:
         for name, value in resolved.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
+        object.__setattr__(self, "loss", self.loss.for_head(self.model.head))
         if self.lr_limits is not None and not 0 < self.lr_limits[0] <= self.lr_limits[1]:
             raise ConfigError("lr_limits", f"must satisfy 0 < min ≤ max, got {list(self.lr_limits)}")
 

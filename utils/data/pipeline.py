@@ -30,6 +30,9 @@ from utils.ops.letterbox import boxes_to_letterbox, letterbox_image, letterbox_p
 from utils.data.images import decode_image, orientation_tensor
 
 AUTOTUNE = tf.data.AUTOTUNE
+# The transforms are graph ops already (tf.cond, tf.where; no Python control flow on tensors): AutoGraph's source
+# conversion would only add seconds of tracing to every pipeline built.
+graph_only = tf.autograph.experimental.do_not_convert
 CACHE_MODES = ("none", "ram")
 log = logging.getLogger(__name__)
 
@@ -266,13 +269,13 @@ def build_dataset(
             return tf.ensure_shape(image, [*input_hw, 3]), pad_boxes(moved, max_boxes)
 
         dataset = tf.data.Dataset.from_tensor_slices((paths, orientations, boxes.to_tensor(default_value=-1.0)))
-        dataset = dataset.map(load, num_parallel_calls=AUTOTUNE).ignore_errors(log_warning=True)
+        dataset = dataset.map(graph_only(load), num_parallel_calls=AUTOTUNE).ignore_errors(log_warning=True)
         return dataset.batch(batch_size).prefetch(AUTOTUNE).with_options(dataset_options())
 
     transform = TrainingTransform(SampleSource(annotations, input_hw, max_boxes, cache), augment or AugmentConfig(),
                                   mosaic_enabled, dropped_boxes)
     samples = epoch_samples(len(annotations), len(annotations) // batch_size * batch_size, seed, start_epoch)
-    dataset = samples.map(transform, num_parallel_calls=AUTOTUNE)
+    dataset = samples.map(graph_only(transform), num_parallel_calls=AUTOTUNE)
     dataset = dataset.ignore_errors(log_warning=True).batch(batch_size, drop_remainder=True)
     return dataset.prefetch(AUTOTUNE).with_options(dataset_options())
 
@@ -288,5 +291,5 @@ def build_inference_dataset(image_paths: list[str], input_hw: tuple[int, int], b
 
     dataset = tf.data.Dataset.from_tensor_slices((tf.constant(image_paths), orientation_tensor(image_paths),
                                                   tf.range(len(image_paths))))
-    return dataset.map(load, num_parallel_calls=AUTOTUNE).batch(batch_size).prefetch(AUTOTUNE)
+    return dataset.map(graph_only(load), num_parallel_calls=AUTOTUNE).batch(batch_size).prefetch(AUTOTUNE)
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import cv2
-import keras
 import numpy as np
 import tensorflow as tf
 
+from nets.detector import YoloDetector
 from utils.data.images import read_bgr
 from utils.data.sample_check import check_images
 from utils.inference.draw import save_image
@@ -17,16 +17,17 @@ from utils.ops import levels
 from utils.ops.letterbox import letterbox_image, letterbox_params
 
 
-def objectness_maps(model: keras.Model, image_rgb: np.ndarray) -> list[np.ndarray]:
-    """Per level, the highest objectness over its anchors (sigmoid, 0–1), mapped back onto the original image
-    (the letterbox padding cut away) as (H, W) float32."""
+def objectness_maps(model: YoloDetector, image_rgb: np.ndarray) -> list[np.ndarray]:
+    """Per level, each cell's best score (the highest objectness over its anchors, or for an anchor-free head the
+    highest class probability; 0–1), mapped back onto the original image (the letterbox padding cut away) as
+    (H, W) float32."""
     input_hw = tuple(int(v) for v in model.input_shape[1:3])
     height, width = image_rgb.shape[:2]
     outputs = model(letterbox_image(tf.constant(image_rgb), input_hw)[None], training=False)
     scale, offset = (v.numpy() for v in letterbox_params(tf.constant([height, width]), input_hw))
     maps = []
     for raw in outputs:
-        heat = tf.reduce_max(tf.sigmoid(raw[0, ..., 4]), axis=-1).numpy()  # (H/s, W/s)
+        heat = model.decoder.level_scores(raw)[0].numpy()  # (H/s, W/s)
         full = cv2.resize(heat, (input_hw[1], input_hw[0]), interpolation=cv2.INTER_LINEAR)
         x0, y0 = int(round(offset[0])), int(round(offset[1]))
         inner = full[y0:y0 + int(round(height * scale[1])), x0:x0 + int(round(width * scale[0]))]

@@ -106,3 +106,56 @@ def decode_outputs(
         all_boxes.append(tf.reshape(cxcywh_to_xyxy(xywh), (batch, -1, 4)))
         all_scores.append(tf.reshape(scores, (batch, -1, shape[-1] - 5)))
     return tf.concat(all_boxes, axis=1), tf.concat(all_scores, axis=1)
+
+
+# Anchor-free heads: each cell predicts the distances from its centre to the box's four sides, each as a
+# distribution over `reg_max` bins (DFL, distribution focal loss): distance = Σ p_i · i, in strides.
+ANCHOR_FREE_CODINGS = ("dfl",)
+DEFAULT_REG_MAX = 16  # YOLOv8's
+MAX_EXP = float(np.exp(30.0))  # class and bin logits saturate here (a probability of 1 − 1e-13)
+
+
+def anchor_points(height: int, width: int, stride: int) -> tf.Tensor:
+    """(H · W, 2) cell centres x, y in input pixels, row-major."""
+    grid = cell_grid(height, width)[:, :, 0, :]  # (H, W, 2)
+    return tf.reshape((grid + 0.5) * stride, (-1, 2))
+
+
+def dfl_distances(bin_probabilities: tf.Tensor, reg_max: int) -> tf.Tensor:
+    """(…, 4 · reg_max) bin probabilities (each side's `reg_max` summing to 1) → (…, 4) expected distances in bins."""
+    shape = tf.concat([tf.shape(bin_probabilities)[:-1], [4, reg_max]], axis=0)
+    probabilities = tf.reshape(bin_probabilities, shape)
+    return tf.reduce_sum(probabilities * tf.range(reg_max, dtype=probabilities.dtype), axis=-1)
+
+
+def boxes_from_distances(points: tf.Tensor, distances: tf.Tensor) -> tf.Tensor:
+    """Centres (…, 2) and left, top, right, bottom distances (…, 4) → x1, y1, x2, y2 (…, 4)."""
+    return tf.concat([points - distances[..., :2], points + distances[..., 2:]], axis=-1)
+
+
+def distances_from_boxes(points: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
+    """Inverse of `boxes_from_distances`: centres (…, 2) and boxes (…, 4) → left, top, right, bottom (…, 4)."""
+    return tf.concat([points - boxes[..., :2], boxes[..., 2:] - points], axis=-1)
+
+
+def decode_dfl_outputs(outputs: list[tf.Tensor], reg_max: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """All levels of an anchor-free head, each (B, H, W, 4 · reg_max + C) → boxes (B, N, 4) in input pixels and
+    class scores (B, N, C) (σ of the class logits; there is no objectness).
+
+    Inference only. exp is taken of each whole raw output before slicing (see `decode_outputs`): the bins' softmax
+    is their exp over its sum, a class's σ is exp / (1 + exp)."""
+    all_boxes, all_scores = [], []
+    for raw, stride in zip(outputs, levels.strides(), strict=True):
+        raw = tf.cast(raw, tf.float32)
+        shape = tf.shape(raw)
+        exponentials = tf.minimum(tf.exp(raw), MAX_EXP)
+        bins = tf.reshape(exponentials[..., :4 * reg_max], tf.concat([shape[:3], [4, reg_max]], axis=0))
+        probabilities = tf.reshape(bins / tf.reduce_sum(bins, axis=-1, keepdims=True),
+                                   tf.concat([shape[:3], [4 * reg_max]], axis=0))
+        distances = dfl_distances(probabilities, reg_max) * stride  # (B, H, W, 4) pixels
+        points = tf.reshape(anchor_points(shape[1], shape[2], stride), tf.concat([[1], shape[1:3], [2]], axis=0))
+        batch = shape[0]
+        all_boxes.append(tf.reshape(boxes_from_distances(points, distances), (batch, -1, 4)))
+        classes = exponentials[..., 4 * reg_max:]
+        all_scores.append(tf.reshape(classes / (1.0 + classes), (batch, -1, shape[-1] - 4 * reg_max)))
+    return tf.concat(all_boxes, axis=1), tf.concat(all_scores, axis=1)

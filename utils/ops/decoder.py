@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from utils.config.detect_config import DetectConfig
 from utils.ops import levels
-from utils.ops.coding import BOX_CODINGS, decode_outputs
+from utils.ops.coding import ANCHOR_FREE_CODINGS, BOX_CODINGS, DEFAULT_REG_MAX, decode_dfl_outputs, decode_outputs
 from utils.ops.letterbox import boxes_from_letterbox, letterbox_image, letterbox_params
 from utils.ops.nms import class_aware_nms
 
@@ -25,28 +25,52 @@ class Decoder:
     """The head's box geometry (anchors, input size, box coding) with one `DetectConfig` and its class filter as
     class indices (`class_ids`; None: every class). Built by `YoloDetector.decoder_for`."""
 
-    anchors: tuple[tuple[float, float], ...]  # (L·A) w, h in input pixels, level-major, small to large
+    anchors: tuple[tuple[float, float], ...]  # (L·A) w, h in input pixels, level-major, small to large; () for dfl
     input_hw: tuple[int, int]
-    box_coding: str = "v3"  # the head's box parameterisation: the run's assigner (v3 | v5)
+    box_coding: str = "v3"  # the head's box parameterisation: v3 | v5 (anchor head), dfl (anchor-free head)
     settings: DetectConfig = DetectConfig()
     class_ids: tuple[int, ...] | None = None
+    reg_max: int = DEFAULT_REG_MAX  # dfl: distance bins per box side
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "anchors", tuple((float(w), float(h)) for w, h in np.reshape(self.anchors, (-1, 2))))
         object.__setattr__(self, "input_hw", tuple(int(v) for v in self.input_hw))
-        levels.anchors_by_level(self.anchors)  # the right count for the level table
-        if self.box_coding not in BOX_CODINGS:
-            raise ValueError(f"unknown box coding {self.box_coding!r}; expected one of {BOX_CODINGS}")
+        if self.box_coding not in (*BOX_CODINGS, *ANCHOR_FREE_CODINGS):
+            raise ValueError(f"unknown box coding {self.box_coding!r}; expected one of "
+                             f"{(*BOX_CODINGS, *ANCHOR_FREE_CODINGS)}")
+        if self.anchor_free:
+            if self.anchors:
+                raise ValueError(f"box coding {self.box_coding} is anchor-free; got {len(self.anchors)} anchors")
+        else:
+            levels.anchors_by_level(self.anchors)  # the right count for the level table
         if self.class_ids is not None:
             object.__setattr__(self, "class_ids", tuple(int(i) for i in self.class_ids))
 
+    @property
+    def anchor_free(self) -> bool:
+        return self.box_coding in ANCHOR_FREE_CODINGS
+
     def geometry(self) -> dict:
-        """What the head's outputs mean (saved with a detector): anchors, input size, box coding."""
+        """What the head's outputs mean (saved with a detector): anchors, input size, box coding, DFL bins."""
         return {"anchors": [list(pair) for pair in self.anchors], "input_hw": list(self.input_hw),
-                "box_coding": self.box_coding}
+                "box_coding": self.box_coding, "reg_max": self.reg_max}
+
+    def class_count(self, output_shape: tuple) -> int:
+        """Classes of a head whose level outputs have `output_shape`."""
+        return int(output_shape[-1]) - (4 * self.reg_max if self.anchor_free else 5)
+
+    def level_scores(self, raw: tf.Tensor) -> tf.Tensor:
+        """One level's output (B, H, W, …) → (B, H, W) the cell's best score: the highest objectness over its
+        anchors (anchor head) or the highest class probability (anchor-free head)."""
+        raw = tf.cast(raw, tf.float32)
+        if self.anchor_free:
+            return tf.reduce_max(tf.sigmoid(raw[..., 4 * self.reg_max:]), axis=-1)
+        return tf.reduce_max(tf.sigmoid(raw[..., 4]), axis=-1)
 
     def decode(self, outputs: list[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         """Raw outputs of a batch → boxes (B, N, 4) in input pixels and class scores (B, N, C)."""
+        if self.anchor_free:
+            return decode_dfl_outputs(outputs, self.reg_max)
         return decode_outputs(outputs, tf.constant(self.anchors, tf.float32), box_coding=self.box_coding)
 
     def select(self, boxes: tf.Tensor, scores: tf.Tensor, image_hw: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 
 import keras
@@ -86,6 +87,18 @@ def resumed_epoch(backup_dir: str | Path) -> int:
     if not path.is_file():
         return 0
     return int(json.loads(path.read_text(encoding="utf-8"))["epoch"])
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Add the epoch's training time (its steps, before any evaluation) to the logs as `epoch_seconds` (place first,
+    before the evaluation)."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.started = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["epoch_seconds"] = time.monotonic() - self.started
 
 
 class LearningRateLog(keras.callbacks.Callback):

@@ -99,8 +99,11 @@ def resolve_config(settings: dict, config_file: str | None = None, resume: str |
 
 
 def with_checked_anchors(config: TrainConfig, recompute: bool) -> TrainConfig:
-    """Check the anchors against the training boxes (warn below 98% best-possible recall; replace if asked)."""
+    """Check the anchors against the training boxes (warn below 98% best-possible recall; replace if asked); an
+    anchor-free head has none to check."""
     spec = config.model
+    if spec.head == "decoupled":
+        return config
     anchors = check_anchors(read_annotations(config.train, strict=False)[0], spec.anchor_array(), spec.input_size,
                             threshold=config.loss.anchor_t, recompute=recompute, seed=config.seed)
     return dataclasses.replace(config, model=dataclasses.replace(spec, anchors=anchors))

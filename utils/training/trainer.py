@@ -24,6 +24,7 @@ from utils.io.files import atomic_write_text
 from utils.training.callbacks import (
     AtomicBackupAndRestore,
     CloseMosaic,
+    EpochTimer,
     LastCheckpoint,
     LearningRateLog,
     MapEvaluation,
@@ -50,8 +51,9 @@ def build_model_for(config: TrainConfig) -> YoloDetector:
     spec = config.model
     network = build_yolo(spec.backbone, spec.neck, spec.num_classes, input_shape=spec.input_shape,
                          backbone_weights=config.backbone_weights, neck_width=spec.neck_width,
-                         neck_depth=spec.neck_depth)
-    return YoloDetector.from_network(network, spec.class_names, spec.anchor_array(), spec.assigner)
+                         neck_depth=spec.neck_depth, head=spec.head, reg_max=spec.reg_max)
+    anchors = () if spec.head == "decoupled" else spec.anchor_array()
+    return YoloDetector.from_network(network, spec.class_names, anchors, spec.box_coding, reg_max=spec.reg_max)
 
 
 def compile_detector(model: YoloDetector, config: TrainConfig, optimizer: keras.optimizers.Optimizer) -> None:
@@ -207,7 +209,8 @@ def train_callbacks(config: TrainConfig, run_dir: Path, map_evaluation: MapEvalu
                     budget: TimeBudget | None = None, dropped_boxes: tf.Variable | None = None
                     ) -> list[keras.callbacks.Callback]:
     csv_path = run_dir / "training_log.csv"
-    callbacks = [budget] if budget else []  # first: the epochs after it see this epoch's new plan
+    callbacks = [EpochTimer()]  # first: the time of the steps alone
+    callbacks += [budget] if budget else []  # then the budget: the epochs after it see this epoch's new plan
     callbacks += [CloseMosaic(mosaic_switch, plan, config.close_mosaic)] if (
         config.augment.mosaic or config.augment.mixup) else []
     callbacks += [average] if average else []  # updated after every batch, before any epoch-end callback reads it
