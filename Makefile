@@ -1,4 +1,5 @@
-# EffYOLO: `make demo` trains on a generated dataset; `make test` runs the test suite. Both create .venv first.
+# EffYOLO: `make demo` fine-tunes the default detector (EfficientNet-Lite0 from ImageNet) on a generated dataset;
+# `make test` runs the test suite; `make docs-check` runs every documented command. Each creates .venv first.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -6,7 +7,7 @@ DEMO_DIR := data/shapes
 DEMO_RUN := logs/demo
 DEMO_SIZE := 224
 
-.PHONY: demo test lint clean-demo
+.PHONY: demo test lint docs-check clean-demo
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,10 +20,7 @@ demo: $(VENV)/.installed
 	$(PY) synthetic_data.py --out-dir $(DEMO_DIR) --images 400 --seed 0
 	$(PY) voc_annotation.py --voc-root $(DEMO_DIR) --classes $(DEMO_DIR)/classes.txt --out-dir $(DEMO_DIR)/lines
 	$(PY) train.py --train $(DEMO_DIR)/lines/train.txt --val $(DEMO_DIR)/lines/val.txt \
-		--classes $(DEMO_DIR)/classes.txt --phi 0 --input-size $(DEMO_SIZE) --epochs 20 --batch-size 8 \
-		--lr 1.6e-2 --scale-min 0.75 --scale-max 1.25 --aspect-jitter 0.2 --translate 0.2 --hsv-h 0 --hsv-s 0 --hsv-v 0 \
-		--eval-period 10 \
-		--run-dir $(DEMO_RUN)
+		--classes $(DEMO_DIR)/classes.txt --input-size $(DEMO_SIZE) --epochs 20 --run-dir $(DEMO_RUN)
 	$(PY) get_map.py --run-dir $(DEMO_RUN) --annotations $(DEMO_DIR)/lines/val.txt
 	$(PY) predict.py image --run-dir $(DEMO_RUN) --input "$$(head -n 1 $(DEMO_DIR)/lines/val.txt | cut -d ' ' -f 1)" \
 		--output $(DEMO_RUN)/prediction.png
@@ -30,6 +28,9 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --dist loadgroup
+
+docs-check: $(VENV)/.installed
+	$(PY) -m pytest -m docs_run -s tests/test_docs_run.py
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

@@ -8,9 +8,10 @@ Examples:
 
 from __future__ import annotations
 
-import os
+from utils.cli.startup import quiet_startup
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if __name__ == "__main__":
+    quiet_startup()  # before any import loads TensorFlow
 
 from utils.cli.errors import run_cli
 from utils.cli.flags import config_values

@@ -10,6 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from utils.cli.startup import quiet_startup
+
+if __name__ == "__main__":
+    quiet_startup()  # before any import loads TensorFlow
+
 from utils.cli.errors import run_cli
 from utils.cli.parsers import kmeans_for_anchors_parser
 from utils.data.anchors import ANCHOR_FILE_SIZE, anchor_fit, kmeans_anchors, letterboxed_box_shapes

@@ -10,9 +10,11 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from utils.cli.startup import quiet_startup
+
+if __name__ == "__main__":
+    quiet_startup()  # before any import loads TensorFlow
 
 from nets.backbones import backbone_names
 from nets.classify import imagenet_top5

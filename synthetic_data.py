@@ -6,6 +6,11 @@ Example:
 
 from __future__ import annotations
 
+from utils.cli.startup import quiet_startup
+
+if __name__ == "__main__":
+    quiet_startup()  # before any import loads TensorFlow
+
 from utils.cli.errors import run_cli
 from utils.cli.parsers import synthetic_data_parser
 from utils.data.synthetic import generate_synthetic_voc

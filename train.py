@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from utils.cli.startup import quiet_startup
+
+if __name__ == "__main__":
+    quiet_startup()  # before any import loads TensorFlow
 
 from utils.cli.errors import run_cli
 from utils.cli.flags import given_flags
@@ -27,7 +29,7 @@ from utils.training.distribute import make_strategy
 from utils.training.run_directory import resume_command
 from utils.training.trainer import train
 
-NOT_SETTINGS = ("config", "resume", "autoanchor")
+NOT_SETTINGS = ("config", "resume", "autoanchor", "verbose")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if metrics:
         print(json.dumps({"val_map50": metrics["map50"], "val_map50_95": metrics["map50_95"]}))
+        run = Path(config.run_dir)
+        print(f"model: {run / 'best.keras'} (what predict.py and get_map.py load from {run}); plots: "
+              f"{run / 'training.png'}; log: {run / 'training_log.csv'}")
     return 0
 
 

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import argparse
 
+from utils.cli.startup import quiet_startup
+
+if __name__ == "__main__":
+    quiet_startup()  # before any import loads TensorFlow
+
 from utils.cli.errors import run_cli
 from utils.cli.parsers import voc_annotation_parser
 from utils.data.annotations import read_anchors, read_annotations, read_class_names

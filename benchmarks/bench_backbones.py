@@ -4,7 +4,7 @@ Prints a markdown table: median latency of `--runs` timed forward passes after `
 ratio to the first backbone listed. Run it on an otherwise idle machine; medians resist some noise, not all.
 
 Example:
-    python benchmarks/bench_backbones.py --input-size 416 --neck yolov3
+    python benchmarks/bench_backbones.py --input-size 416 --neck yolov3 --head anchor
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from utils.config.run_config import NECKS, ModelSpec  # noqa: E402
+from utils.config.run_config import HEADS, NECKS, ModelSpec  # noqa: E402
 from utils.config.settings import field_default  # noqa: E402
 
 
@@ -27,6 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbones", nargs="+", default=None, help="default: every backbone")
     parser.add_argument("--neck", default=field_default(ModelSpec, "neck"), choices=NECKS)
+    parser.add_argument("--head", default=field_default(ModelSpec, "head"), choices=HEADS)
     parser.add_argument("--input-size", type=int, default=416)
     parser.add_argument("--num-classes", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
@@ -59,12 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     size = args.input_size
     images = tf.constant(np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype("float32"))
     print(f"{os.cpu_count()} CPUs, TensorFlow {tf.__version__}, Keras {keras.__version__}; "
-          f"{args.neck} neck, {size}×{size}, batch 1, median of {args.runs}")
+          f"{args.neck} neck, {args.head} head, {size}×{size}, batch 1, median of {args.runs}")
     print(f"| backbone | params (M) | GFLOPs @{size} | latency (ms) | FPS | × first |")
     print("|---|---:|---:|---:|---:|---:|")
     first = None
     for name in args.backbones or backbone_names():
-        model = build_yolo(name, args.neck, args.num_classes, (size, size, 3))
+        model = build_yolo(name, args.neck, args.num_classes, (size, size, 3), head=args.head)
         total = detector_parts(model)[-1]
         forward = tf.function(lambda x, model=model: model(x, training=False), reduce_retracing=True)
         seconds = median_latency(forward, images, args.warmup, args.runs)

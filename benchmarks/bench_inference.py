@@ -1,6 +1,7 @@
 """CPU latency of the whole detector (letterbox, model, decoding, NMS) in every runtime, with GFLOPs and GFLOP/s.
 
-For each neck and input size: an EfficientNet-B0 detector (untrained weights: the cost does not depend on them) is
+For each neck and input size: a detector of `--backbone` and `--head` (untrained weights: the cost does not depend
+on them) is
 timed at batch 1 through the detector interface in TensorFlow graph and XLA modes, then exported (SavedModel, ONNX,
 LiteRT float32 and int8) and timed in TensorFlow, ONNX Runtime and the LiteRT interpreter. Every row is the median
 of `--runs` calls after `--warmup` untimed ones, on a uint8 image of the input size. GFLOP/s = the detector's GFLOPs
@@ -30,13 +31,17 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from utils.config.run_config import HEADS, NECKS, ModelSpec  # noqa: E402
+from utils.config.settings import field_default  # noqa: E402
+
 RUNTIMES = ("graph", "xla", "saved_model", "onnxruntime", "litert", "litert-int8")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", default="efficientnet-b0")
-    parser.add_argument("--necks", nargs="+", default=["yolov3", "yolov5"])
+    parser.add_argument("--backbone", default=field_default(ModelSpec, "backbone"))
+    parser.add_argument("--head", default=field_default(ModelSpec, "head"), choices=HEADS)
+    parser.add_argument("--necks", nargs="+", default=list(NECKS), choices=NECKS)
     parser.add_argument("--sizes", type=int, nargs="+", default=[416, 640])
     parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES))
     parser.add_argument("--num-classes", type=int, default=20)
@@ -121,13 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     print("| detector | size | GFLOPs | runtime | median ms | GFLOP/s | vs graph | ÷ peer |")
     print("|---|---:|---:|---|---:|---:|---:|---:|")
     for neck in args.necks:
-        box_coding = "v5" if neck == "yolov5" else "v3"
+        box_coding = "dfl" if args.head == "decoupled" else "v5" if neck == "yolov5" else "v3"
         for size in args.sizes:
             keras.utils.set_random_seed(0)
-            model = build_yolo(args.backbone, neck, args.num_classes, input_shape=(size, size, 3))
+            model = build_yolo(args.backbone, neck, args.num_classes, input_shape=(size, size, 3), head=args.head)
             gflops = model_flops(model) / 1e9
-            detector = YoloDetector.from_network(model, [f"class{i}" for i in range(args.num_classes)],
-                                                 anchors416 * size / 416, box_coding)
+            anchors = () if args.head == "decoupled" else anchors416 * size / 416
+            detector = YoloDetector.from_network(model, [f"class{i}" for i in range(args.num_classes)], anchors,
+                                                 box_coding)
             images = np.random.default_rng(0).integers(0, 255, (1, size, size, 3), dtype=np.uint8)
             with tempfile.TemporaryDirectory(prefix="effyolo_bench_") as workdir:
                 calls = runtime_calls(args.runtimes, detector, Path(workdir))
@@ -137,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                     graph_ms = ms if runtime == "graph" else graph_ms
                     ratio = f"{graph_ms / ms:.2f}×" if graph_ms else "–"
                     versus_peer = f"{ms / peer_ms[size]:.2f}×" if size in peer_ms else "–"
-                    print(f"| {args.backbone} + {neck} | {size} | {gflops:.2f} | {runtime} | {ms:.1f} | "
+                    print(f"| {args.backbone} + {neck} ({args.head}) | {size} | {gflops:.2f} | {runtime} | {ms:.1f} | "
                           f"{gflops / ms * 1000:.0f} | {ratio} | {versus_peer} |", flush=True)
     for size in peer_ms:  # again after our rows, so drift over the run shows
         again = peer_onnx_ms(args.peer_onnx, size, args.warmup, args.runs)

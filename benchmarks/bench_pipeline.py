@@ -15,8 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -27,6 +25,7 @@ from utils.config.run_config import AugmentConfig  # noqa: E402
 from utils.data.annotations import read_annotations, read_class_names  # noqa: E402
 from utils.data.pipeline import build_dataset  # noqa: E402
 from utils.data.voc import convert_voc  # noqa: E402
+from utils.training.sample_sheet import save_sample_sheet  # noqa: E402
 
 
 def images_per_second(next_batch, batch_size: int, batches: int) -> float:
@@ -34,24 +33,6 @@ def images_per_second(next_batch, batch_size: int, batches: int) -> float:
     for _ in range(batches):
         next_batch()
     return batches * batch_size / (time.perf_counter() - start)
-
-
-def save_grid(images: np.ndarray, boxes: np.ndarray, class_names: list[str], path: Path, columns: int = 4) -> None:
-    """Augmented samples with their boxes, one tile each, class names on the boxes."""
-    import cv2
-
-    from utils.inference.draw import class_colours
-
-    colours = class_colours(len(class_names))
-    tiles = []
-    for image, rows in zip(images, boxes, strict=True):
-        tile = cv2.cvtColor(np.clip(image, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
-        for x1, y1, x2, y2, class_id in rows[rows[:, 4] >= 0]:
-            cv2.rectangle(tile, (round(x1), round(y1)), (round(x2), round(y2)), colours[int(class_id)], 2)
-        tiles.append(tile)
-    grid = np.vstack([np.hstack(tiles[i:i + columns]) for i in range(0, len(tiles) - columns + 1, columns)])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), grid, [cv2.IMWRITE_JPEG_QUALITY, 85])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name:<46} | {rate:8.1f} | {rate / baseline:11.2f} |")
     if args.grid:
         images, boxes = next(iter(build_dataset(annotations, hw, 8, training=True, augment=config, seed=1)))
-        save_grid(images.numpy(), boxes.numpy(), class_names, Path(args.grid))
+        save_sample_sheet(images.numpy(), boxes.numpy(), class_names, config, args.grid)
         print(f"wrote {args.grid}")
     print(f"speedup: {results['tf.data, from files'] / baseline:.2f}")
     return 0

@@ -1,10 +1,20 @@
-"""Train several backbones on bccd under the same fixed CPU budget and print one comparison table.
+"""The source articles' experiment: YOLOv5 with its own backbone against the same detector with the backbone
+replaced, at one CPU budget, in one table.
 
-Every run uses the same recipe (input size, epochs, batch, lr, augmentation, neck); only the backbone changes.
-Runs that already finished (their `map/metrics.json` exists) are not repeated, so an interrupted comparison resumes.
+Rows are backbone + neck pairs: the baseline CSPDarknet + `yolov5` (that is, YOLOv5n and YOLOv5s), EfficientNet-B0,
+EfficientNetV2-B0, EfficientNet-Lite0, ShuffleNetV2 ×1.0 (plain and with the StemBlock stem), each + `yolov5`, and
+B0 + the YOLOv7-tiny neck — all from random initialisation, as the articles compare architectures; then, with
+`--pretrained`, the rows that have ImageNet weights started from them with the fine-tuning recipe. Every run is
+`benchmarks/compare_runs.py`'s recipe (416², batch 8, `--time-limit` minutes, best epoch kept) with YOLOv5's own
+head and training targets (the anchor head, the v5 assigner) and only the backbone and neck changed; the columns
+are the seed article's — precision and recall at the report's score, mAP@0.5, mAP@0.5:0.95, model size — and
+parameters (trainable, as PyTorch counts them), GFLOPs, and the latency of the ONNX export in ONNX Runtime (batch
+1, letterbox, decoding and NMS included; median of 30 calls). A run already scored is not repeated, so an
+interrupted comparison resumes. Run it on an otherwise idle machine.
 
-Example (about an hour on 2 CPU cores):
-    python benchmarks/compare_backbones.py --data data/bccd --out logs/compare
+Example (eight rows × 20 minutes, then three pretrained):
+    python benchmarks/compare_backbones.py --train data/bccd/trainval.txt --val data/bccd/test.txt \\
+        --classes model_data/bccd_classes.txt --out logs/backbones --time-limit 20 --pretrained
 """
 
 from __future__ import annotations
@@ -13,72 +23,104 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from utils.config.run_config import NECKS, ModelSpec  # noqa: E402
-from utils.config.settings import field_default  # noqa: E402
+from benchmarks.compare_runs import run_variant  # noqa: E402
 
-DEFAULT_BACKBONES = ("efficientnet-b0", "efficientnetv2-b0", "shufflenetv2-x1.0", "shufflenetv2-x1.0-stemblock")
+# (row name, backbone, neck) — the articles' rows; the first is the baseline the ratios divide by.
+ROWS = (
+    ("YOLOv5n (cspdarknet-n + yolov5)", "cspdarknet-n", "yolov5"),
+    ("YOLOv5s (cspdarknet-s + yolov5)", "cspdarknet-s", "yolov5"),
+    ("efficientnet-b0 + yolov5", "efficientnet-b0", "yolov5"),
+    ("efficientnetv2-b0 + yolov5", "efficientnetv2-b0", "yolov5"),
+    ("efficientnet-lite0 + yolov5", "efficientnet-lite0", "yolov5"),
+    ("shufflenetv2-x1.0 + yolov5", "shufflenetv2-x1.0", "yolov5"),
+    ("shufflenetv2-x1.0-stemblock + yolov5", "shufflenetv2-x1.0-stemblock", "yolov5"),
+    ("efficientnet-b0 + yolov7-tiny", "efficientnet-b0", "yolov7-tiny"),
+)
+PRETRAINED = ("efficientnet-b0", "efficientnetv2-b0", "efficientnet-lite0")  # the rows with ImageNet weights
+YOLOV5_HEAD = ("--head", "anchor", "--assigner", "v5")  # YOLOv5's head and target assignment, on every row
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="data/bccd", help="folder with trainval.txt and test.txt")
-    parser.add_argument("--classes", default=str(ROOT / "model_data" / "bccd_classes.txt"))
-    parser.add_argument("--out", default="logs/compare", help="one run directory per backbone goes here")
-    parser.add_argument("--backbones", nargs="+", default=list(DEFAULT_BACKBONES))
-    parser.add_argument("--neck", default=field_default(ModelSpec, "neck"), choices=NECKS)
-    parser.add_argument("--assigner", default="v3")
-    parser.add_argument("--input-size", type=int, default=320)
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--train", required=True, help="training annotation lines")
+    parser.add_argument("--val", required=True, help="validation annotation lines")
+    parser.add_argument("--classes", required=True)
+    parser.add_argument("--out", required=True, help="one run directory per row and seed goes here")
+    parser.add_argument("--rows", nargs="+", metavar="BACKBONE+NECK",
+                        help="pairs to run instead of the articles' rows (the first is the baseline of the ratios)")
+    parser.add_argument("--pretrained", action="store_true", help="also the rows with ImageNet weights, from them")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--time-limit", type=float, default=20.0, help="minutes per run")
+    parser.add_argument("--epochs", type=int, default=300, help="the most a run trains within its budget")
+    parser.add_argument("--input-size", type=int, default=416)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=2e-3, help="the peak learning rate itself (no batch scaling)")
-    return parser.parse_args(argv)
+    parser.add_argument("--latency-runs", type=int, default=30)
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="further train.py flags for every run")
+    args = parser.parse_args(argv)
+    args.backbone, args.backbone_weights = "efficientnet-b0", "none"  # the base recipe's; every row sets its own
+    return args
 
 
-def run(command: list[str]) -> float:
-    """Run a command to completion (output passes through) and return its wall time in seconds."""
-    start = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT)
-    return time.perf_counter() - start
+def chosen_rows(args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
+    """(name, backbone, neck, weights) of every run."""
+    rows = ROWS if args.rows is None else [(pair.replace("+", " + "), *pair.split("+")) for pair in args.rows]
+    chosen = [(name, backbone, neck, "none") for name, backbone, neck in rows]
+    if args.pretrained:
+        chosen += [(f"{backbone} + {neck}, ImageNet", backbone, neck, "imagenet") for _, backbone, neck in rows
+                   if backbone in PRETRAINED and neck == "yolov5"]
+    return chosen
 
 
-def train_and_score(backbone: str, args: argparse.Namespace) -> dict:
-    run_dir = Path(args.out).resolve() / backbone
-    metrics_path = run_dir / "map" / "metrics.json"
-    if not metrics_path.is_file():
-        data = Path(args.data).resolve()
-        seconds = run([
-            sys.executable, "train.py", "--train", str(data / "trainval.txt"), "--val", str(data / "test.txt"),
-            "--classes", args.classes, "--backbone", backbone, "--neck", args.neck, "--assigner", args.assigner,
-            "--input-size", str(args.input_size), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-            "--lr", str(args.lr), "--nominal-batch-size", "0", "--scale-min", "0.75", "--scale-max", "1.25",
-            "--aspect-jitter", "0.2",
-            "--eval-period", str(args.epochs), "--run-dir", str(run_dir),
-        ])
-        (run_dir / "train_seconds.txt").write_text(f"{seconds:.1f}\n")
-        run([sys.executable, "get_map.py", "--run-dir", str(run_dir), "--annotations", str(data / "test.txt")])
-    metrics = json.loads(metrics_path.read_text())
-    metrics["train_seconds"] = float((run_dir / "train_seconds.txt").read_text())
-    metrics["size_mb"] = (run_dir / "best.keras").stat().st_size / 1e6
-    return metrics
+def deployment_figures(run_dir: Path, runs: int) -> dict:
+    """Trainable parameters and GFLOPs of the trained detector, and its ONNX export's size and latency."""
+    from nets.model_stats import model_flops, trainable_parameters
+    from utils.inference.exported import ExportedDetector
+    from utils.inference.latency import detector_latency
+    from utils.inference.loading import load_keras_detector
+
+    onnx = run_dir / "model.onnx"
+    if not onnx.is_file():
+        subprocess.run([sys.executable, str(ROOT / "predict.py"), "export", "--run-dir", str(run_dir), "--format",
+                        "onnx", "--output", str(onnx), "--no-check"], check=True, cwd=ROOT)
+    detector = load_keras_detector(run_dir)
+    (timing,) = detector_latency("onnxruntime", ExportedDetector(onnx), [1], runs=runs)
+    return {"parameters": trainable_parameters(detector), "gflops": model_flops(detector) / 1e9,
+            "size_mb": onnx.stat().st_size / 1e6, "latency_ms": timing.median_ms}
+
+
+def format_table(results: list[dict]) -> str:
+    header = ["row", "seed", "epochs", "P", "R", "mAP@0.5", "mAP@0.5:0.95", "size (MB, ONNX)", "parameters (M)",
+              "GFLOPs", "ONNX Runtime ms", "mAP@0.5:0.95 ÷ YOLOv5n", "latency ÷ YOLOv5n"]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    baseline = results[0]
+    for r in results:
+        lines.append(f"| {r['row']} | {r['seed']} | {r['epochs']} | {r['precision']:.3f} | {r['recall']:.3f} | "
+                     f"{r['map50']:.3f} | {r['map50_95']:.3f} | {r['size_mb']:.1f} | {r['parameters'] / 1e6:.2f} | "
+                     f"{r['gflops']:.2f} | {r['latency_ms']:.1f} | {r['map50_95'] / baseline['map50_95']:.2f} | "
+                     f"{r['latency_ms'] / baseline['latency_ms']:.2f} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    results = {backbone: train_and_score(backbone, args) for backbone in args.backbones}
-    print(f"\nbccd test, {args.neck} neck, {args.assigner} assigner, {args.input_size}², {args.epochs} epochs, "
-          f"batch {args.batch_size}, lr {args.lr:g}, from scratch")
-    print("| backbone | P | R | mAP@0.5 | mAP@0.5:0.95 | train time | best.keras |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for backbone, m in results.items():
-        minutes, seconds = divmod(round(m["train_seconds"]), 60)
-        print(f"| {backbone} | {m['precision']:.3f} | {m['recall']:.3f} | {m['map50']:.3f} | {m['map50_95']:.3f} "
-              f"| {minutes} min {seconds:02d} s | {m['size_mb']:.1f} MB |")
+    results = []
+    for seed in args.seeds:
+        for name, backbone, neck, weights in chosen_rows(args):
+            key = f"{backbone}+{neck}" + ("+imagenet" if weights != "none" else "")
+            flags = ["--backbone", backbone, "--neck", neck, "--backbone-weights", weights, *YOLOV5_HEAD]
+            result = run_variant(args, key, seed, flags)
+            results.append({**result, "row": name, **deployment_figures(Path(result["run_dir"]),
+                                                                        args.latency_runs)})
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    print(f"\n{args.val}: {args.input_size}², batch {args.batch_size}, {args.time_limit:g} min a run, anchor head, "
+          f"v5 assigner")
+    print(format_table(results))
     return 0
 
 

@@ -9,7 +9,8 @@ machine: the budget is wall time.
 
 The table: mAP@0.5, mAP@0.5:0.95, AP75 (COCO), AP@0.5 and AP@0.5:0.95 per class, epochs trained, the best epoch,
 and the median training time of a step (an epoch's steps, evaluation excluded, over its step count), with each
-variant's ratio to `--peer` figures when given. `results.json` in `--out` holds every figure.
+variant's ratio to `--peer` figures when given, and the training minutes (step time summed) each variant took to
+reach the first variant's best validation mAP@0.5. `results.json` in `--out` holds every figure.
 
 Example (four variants × 20 minutes):
     python benchmarks/compare_runs.py --train data/bccd/trainval.txt --val data/bccd/test.txt \\
@@ -35,6 +36,9 @@ VARIANTS = {
     "v5": ["--assigner", "v5"],
     "v3-iou": ["--assigner", "v3", "--iou-objectness"],
     "decoupled": ["--head", "decoupled"],
+    "fixed": [],  # the base recipe as it stands: the size comparisons' reference
+    "progressive": ["--progressive"],
+    "multi-scale": ["--multi-scale"],
 }
 
 
@@ -59,20 +63,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def train_command(args: argparse.Namespace, variant: str, seed: int, run_dir: Path) -> list[str]:
+def train_command(args: argparse.Namespace, flags: list[str], seed: int, run_dir: Path) -> list[str]:
+    """train.py with the base recipe, then `flags` (a later flag wins), then `--extra`."""
     return [sys.executable, str(ROOT / "train.py"), "--train", args.train, "--val", args.val, "--classes",
             args.classes, "--backbone", args.backbone, "--backbone-weights", args.backbone_weights, "--neck",
             "yolov5", "--input-size", str(args.input_size), "--batch-size", str(args.batch_size), "--epochs",
             str(args.epochs), "--time-limit", str(args.time_limit), "--close-mosaic", "3", "--cache", "ram",
-            "--seed", str(seed), *VARIANTS[variant], *args.extra, "--run-dir", str(run_dir)]
+            "--seed", str(seed), *flags, *args.extra, "--run-dir", str(run_dir)]
 
 
-def run_variant(args: argparse.Namespace, variant: str, seed: int) -> dict:
-    """Train and score one variant (unless already done) and read its figures."""
+def run_variant(args: argparse.Namespace, variant: str, seed: int, flags: list[str] | None = None) -> dict:
+    """Train and score one variant (unless already done; `flags`: default `VARIANTS[variant]`) and read its
+    figures."""
     run_dir = Path(args.out).resolve() / f"{variant}-seed{seed}"
     metrics_path = run_dir / "map" / "metrics.json"
     if not metrics_path.is_file():
-        subprocess.run(train_command(args, variant, seed, run_dir), check=True, cwd=ROOT)
+        command = train_command(args, VARIANTS[variant] if flags is None else flags, seed, run_dir)
+        subprocess.run(command, check=True, cwd=ROOT)
         subprocess.run([sys.executable, str(ROOT / "get_map.py"), "--run-dir", str(run_dir), "--annotations",
                         args.val, "--no-plots"], check=True, cwd=ROOT)
     metrics = json.loads(metrics_path.read_text())
@@ -82,11 +89,24 @@ def run_variant(args: argparse.Namespace, variant: str, seed: int) -> dict:
     steps = {epoch: phase["steps_per_epoch"] for phase in phases
              for epoch in range(phase["first_epoch"], phase["end_epoch"])}
     step_seconds = [float(row["epoch_seconds"]) / steps[int(row["epoch"])] for row in log[1:]]  # the 1st traces
-    return {"variant": variant, "seed": seed, "map50": metrics["map50"], "map50_95": metrics["map50_95"],
+    curve = [(float(row["val_map50"]), float(row["epoch_seconds"])) for row in log if row.get("val_map50")]
+    return {"variant": variant, "seed": seed, "run_dir": str(run_dir), "map50": metrics["map50"],
+            "map50_95": metrics["map50_95"], "precision": metrics["precision"], "recall": metrics["recall"],
             "ap75": metrics["coco_ap75"] if metrics["coco_ap75"] is not None else float("nan"), "epochs": len(log),
             "best_epoch": json.loads((run_dir / "best.json").read_text())["epoch"],
             "step_ms": 1000 * statistics.median(step_seconds) if step_seconds else float("nan"),
-            "per_class": {name: (entry["ap50"], entry["ap50_95"]) for name, entry in metrics["per_class"].items()}}
+            "per_class": {name: (entry["ap50"], entry["ap50_95"]) for name, entry in metrics["per_class"].items()},
+            "curve": curve}
+
+
+def minutes_to_reach(curve: list[tuple[float, float]], target: float) -> float | None:
+    """Training minutes (epochs' step time, summed) until validation mAP@0.5 first reaches `target`."""
+    spent = 0.0
+    for map50, seconds in curve:
+        spent += seconds
+        if map50 >= target:
+            return spent / 60
+    return None
 
 
 def format_table(results: list[dict], peer: list[float] | None) -> str:
@@ -94,6 +114,8 @@ def format_table(results: list[dict], peer: list[float] | None) -> str:
     header = ["variant", "seed", "epochs", "best epoch", "step ms", "mAP@0.5", "mAP@0.5:0.95", "AP75",
               f"AP@0.5 {' / '.join(classes)}", f"AP@0.5:0.95 {' / '.join(classes)}"]
     header += ["mAP@0.5 ÷ peer", "mAP@0.5:0.95 ÷ peer"] if peer else []
+    header += [f"min to {results[0]['variant']}'s mAP@0.5"]
+    target = max(map50 for map50, _ in results[0]["curve"]) if results[0]["curve"] else float("inf")
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in results:
         per_class = r["per_class"].values()
@@ -102,6 +124,8 @@ def format_table(results: list[dict], peer: list[float] | None) -> str:
                  " / ".join("n/a" if a is None else f"{a:.3f}" for a, _ in per_class),
                  " / ".join("n/a" if b is None else f"{b:.3f}" for _, b in per_class)]
         cells += [f"{r['map50'] / peer[0]:.2f}", f"{r['map50_95'] / peer[1]:.2f}"] if peer else []
+        reached = minutes_to_reach(r["curve"], target)
+        cells += ["not reached" if reached is None else f"{reached:.1f}"]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

@@ -2,7 +2,8 @@
 
 Names: `efficientnet-b0`…`-b7`, `efficientnet-lite0`…`-lite4`, `efficientnetv2-b0`…`-b3`, `-s`, `-m`, `-l`,
 `shufflenetv2-x0.5`…`-x2.0` and the same with `-stemblock` (YOLOv5-face's StemBlock in place of the conv +
-max-pool stem). Feature maps are the ends of stages, found by layer name, never by index.
+max-pool stem), and `cspdarknet-n`…`-x` (YOLOv5's own). Feature maps are the ends of stages, found by layer name,
+never by index.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import keras
 
+from nets.cspdarknet import MULTIPLES as CSPDARKNET_SIZES
+from nets.cspdarknet import build_cspdarknet
 from nets.efficientnet import LITE_SCALING, SCALING, build_efficientnet, build_efficientnet_lite
 from nets.efficientnet_v2 import STAGES, VARIANTS, build_efficientnet_v2
 from nets.lite_weights import load_lite_weights
@@ -30,6 +33,10 @@ from nets.shufflenet_v2 import STAGE_CHANNELS, build_shufflenet_v2
 DETECTION_BN_MOMENTUM = 0.97
 # The EfficientNet phi of similar size to each V2 variant (by parameters and ImageNet accuracy).
 V2_SCALE_INDEX = {"b0": 0, "b1": 1, "b2": 2, "b3": 3, "s": 4, "m": 6, "l": 7}
+# The phi whose neck multiples are each CSPDarknet size's own (the neck tables follow YOLOv5's n/s/m/l/x by phi).
+CSPDARKNET_SCALE_INDEX = {"n": 0, "s": 2, "m": 4, "l": 6, "x": 7}
+# Families whose weights files are of our own model (no ImageNet weights published for them in Keras).
+OWN_WEIGHTS_FAMILIES = ("shufflenetv2", "cspdarknet")
 
 
 @dataclass(frozen=True)
@@ -37,8 +44,8 @@ class BackboneSpec:
     """A parsed backbone name: its family, variant and the stages whose ends are the stride-8/16/32 maps."""
 
     name: str
-    family: str  # "efficientnet" | "efficientnet-lite" | "efficientnetv2" | "shufflenetv2"
-    variant: str  # "0".."7" | "0".."4" | "b0".."l" | "0.5".."2.0"
+    family: str  # "efficientnet" | "efficientnet-lite" | "efficientnetv2" | "shufflenetv2" | "cspdarknet"
+    variant: str  # "0".."7" | "0".."4" | "b0".."l" | "0.5".."2.0" | "n".."x"
     stem: str = "plain"
 
     @property
@@ -56,6 +63,8 @@ class BackboneSpec:
             return int(self.variant)
         if self.family == "efficientnetv2":
             return V2_SCALE_INDEX[self.variant]
+        if self.family == "cspdarknet":
+            return CSPDARKNET_SCALE_INDEX[self.variant]
         return 0
 
 
@@ -66,6 +75,7 @@ def backbone_names() -> list[str]:
         + [f"efficientnet-lite{variant}" for variant in range(len(LITE_SCALING))]
         + [f"efficientnetv2-{variant}" for variant in VARIANTS]
         + [f"shufflenetv2-x{width}{suffix}" for suffix in ("", "-stemblock") for width in STAGE_CHANNELS]
+        + [f"cspdarknet-{size}" for size in CSPDARKNET_SIZES]
     )
 
 
@@ -78,7 +88,7 @@ def parse_backbone_name(name: str) -> BackboneSpec:
         return BackboneSpec(name, "efficientnet-lite", variant.removeprefix("lite"))
     if family == "efficientnet":
         return BackboneSpec(name, family, variant[1:])
-    if family == "efficientnetv2":
+    if family in ("efficientnetv2", "cspdarknet"):
         return BackboneSpec(name, family, variant)
     width, _, stem = variant[1:].partition("-")
     return BackboneSpec(name, family, width, stem or "plain")
@@ -107,6 +117,8 @@ def build_full_network(spec: BackboneSpec, input_shape: tuple, imagenet_rescalin
         raise ValueError(f"{spec.name}: no ImageNet classifier is built for this family")
     if spec.family == "efficientnetv2":
         return build_efficientnet_v2(spec.variant, input_shape=input_shape, bn_momentum=bn_momentum)
+    if spec.family == "cspdarknet":
+        return build_cspdarknet(spec.variant, input_shape=input_shape)
     return build_shufflenet_v2(float(spec.variant), input_shape=input_shape, stem=spec.stem, bn_momentum=bn_momentum)
 
 
@@ -114,22 +126,22 @@ def load_backbone_weights(spec: BackboneSpec, full: keras.Model, input_shape: tu
     """Fill `full` with pretrained weights, every weighted layer (see `build_backbone`).
 
     EfficientNet V1/V2 copy by name from the `keras.applications` model; EfficientNet-Lite maps the published
-    checkpoints by name (`nets.lite_weights`); ShuffleNetV2 files are of our own model, so they load straight into
-    it, with Keras' warning about layers the file lacks turned into an error.
+    checkpoints by name (`nets.lite_weights`); ShuffleNetV2 and CSPDarknet files are of our own model, so they load
+    straight into it, with Keras' warning about layers the file lacks turned into an error.
     """
     if spec.family == "efficientnet-lite":
         load_lite_weights(full, int(spec.variant), weights)
         return
-    if spec.family != "shufflenetv2":
+    if spec.family not in OWN_WEIGHTS_FAMILIES:
         application = (efficientnet_application(int(spec.variant)) if spec.family == "efficientnet"
                        else efficientnet_v2_application(spec.variant))
         copy_weights_by_name(keras_application_model(application, input_shape, weights), full)
         return
     if weights == "imagenet":
         raise ValueError(
-            f"{spec.name}: keras.applications publishes no ImageNet weights for ShuffleNetV2; pass "
-            f"--backbone-weights PATH to a weights file of this backbone (saved from build_shufflenet_v2 with "
-            f"include_top=False), or none")
+            f"{spec.name}: no ImageNet weights are published for this backbone in Keras; pass "
+            f"--backbone-weights PATH to a weights file of this backbone (its full network saved with "
+            f"save_weights), or --backbone-weights none to train from scratch")
     if not Path(weights).is_file():
         raise FileNotFoundError(f"{weights}: backbone weights file not found")
     try:

@@ -3,7 +3,6 @@ right (a cat photo must come out as a cat)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import keras
@@ -13,7 +12,7 @@ import tensorflow as tf
 from nets.backbones import build_full_network, parse_backbone_name
 from nets.efficientnet import LITE_SCALING, SCALING
 from nets.lite_weights import load_lite_weights
-from nets.pretrained import efficientnet_application
+from nets.pretrained import efficientnet_application, keras_application_model, with_top
 
 CROP_FRACTION = 224 / (224 + 32)  # the reference evaluation's centre crop
 
@@ -28,8 +27,8 @@ def classifier(backbone: str, weights: str) -> tuple[keras.Model, int]:
         return model, resolution
     if spec.family == "efficientnet":
         resolution = SCALING[int(spec.variant)].resolution
-        constructor = getattr(keras.applications, efficientnet_application(int(spec.variant)).constructor)
-        return constructor(include_top=True, weights=weights, input_shape=(resolution, resolution, 3)), resolution
+        application = with_top(efficientnet_application(int(spec.variant)))
+        return keras_application_model(application, (resolution, resolution, 3), weights, include_top=True), resolution
     raise ValueError(f"{backbone}: classification needs a family with published ImageNet weights "
                      f"(efficientnet-b*, efficientnet-lite*)")
 
@@ -43,22 +42,19 @@ def centre_crop(image_rgb: np.ndarray, resolution: int) -> tf.Tensor:
     return tf.image.resize(crop, (resolution, resolution), method="bicubic")
 
 
-def class_names() -> list[str] | None:
-    """ImageNet's class names from Keras' class index file (downloaded once into its cache), or None when it cannot
-    be had (offline)."""
-    try:
-        path = keras.utils.get_file("imagenet_class_index.json", keras.applications.imagenet_utils.CLASS_INDEX_PATH,
-                                    cache_subdir="models")
-        index = json.loads(Path(path).read_text(encoding="utf-8"))
-    except Exception:  # Keras' get_file wraps network failures in a plain Exception
-        return None
-    return [index[str(i)][1] for i in range(1000)]
+IMAGENET_CLASSES = Path(__file__).resolve().parents[1] / "model_data" / "imagenet_classes.txt"
+
+
+def class_names() -> list[str]:
+    """ImageNet-1k's class names in the classifiers' output order (the synsets sorted, as Keras' class index file
+    has them), from `model_data/imagenet_classes.txt` (`<synset> <name>` a line): no download."""
+    return [line.split(" ", 1)[1] for line in IMAGENET_CLASSES.read_text(encoding="utf-8").splitlines()]
 
 
 def imagenet_top5(image_rgb: np.ndarray, backbone: str, weights: str) -> list[tuple[int, str, float]]:
-    """(class id, name or "", probability) of the five most probable ImageNet classes of an RGB uint8 image."""
+    """(class id, name, probability) of the five most probable ImageNet classes of an RGB uint8 image."""
     model, resolution = classifier(backbone, weights)
     probabilities = model(centre_crop(image_rgb, resolution)[None], training=False).numpy()[0]
     top = np.argsort(probabilities)[::-1][:5]
     names = class_names()
-    return [(int(i), names[i] if names else "", float(probabilities[i])) for i in top]
+    return [(int(i), names[i], float(probabilities[i])) for i in top]

@@ -50,8 +50,8 @@ class YoloDetector(keras.Model):
         geometry = decoder.geometry() if isinstance(decoder, Decoder) else dict(decoder)
         self.settings = settings if isinstance(settings, DetectConfig) else DetectConfig.from_dict(settings or {})
         self.decoder = Decoder(**geometry, settings=self.settings)
-        input_hw = tuple(int(v) for v in network.input_shape[1:3])
-        if self.decoder.input_hw != input_hw:
+        input_hw = tuple(network.input_shape[1:3])
+        if None not in input_hw and self.decoder.input_hw != input_hw:  # a network of any input size takes any
             raise ValueError(f"decoder input size {self.decoder.input_hw} differs from the network's {input_hw}")
         classes = self.decoder.class_count(network.outputs[0].shape)
         if classes != len(self.class_names):
@@ -61,13 +61,17 @@ class YoloDetector(keras.Model):
         self._training = _Cache()
 
     @classmethod
-    def from_network(cls, network: keras.Model, class_names: Sequence[str], anchors=(), box_coding: str = "v3",
-                     settings: DetectConfig | None = None, reg_max: int = DEFAULT_REG_MAX) -> YoloDetector:
+    def from_network(cls, network: keras.Model, class_names: Sequence[str], anchors=(), box_coding: str = "v5",
+                     settings: DetectConfig | None = None, reg_max: int = DEFAULT_REG_MAX,
+                     input_hw: tuple[int, int] | None = None) -> YoloDetector:
         """Wrap a functional network (`nets.yolo.build_yolo`) with its class names, anchors (input pixels; none for
         the decoupled head's box coding "dfl", with `reg_max` bins), box coding and inference settings (default:
-        `DetectConfig()`)."""
-        decoder = Decoder(anchors=anchors, input_hw=tuple(network.input_shape[1:3]), box_coding=box_coding,
-                          reg_max=reg_max)
+        `DetectConfig()`). `input_hw`: the size images are letterboxed to (default: the network's input size; needed
+        for a network of any input size)."""
+        input_hw = input_hw or tuple(network.input_shape[1:3])
+        if None in input_hw:
+            raise ValueError("the network takes any input size: give input_hw, the size to letterbox images to")
+        decoder = Decoder(anchors=anchors, input_hw=input_hw, box_coding=box_coding, reg_max=reg_max)
         return cls(network, class_names, decoder, settings)
 
     @property

@@ -88,9 +88,12 @@ class Swish(layers.Layer):
 
 
 def activation_layer(activation: str, name: str) -> keras.layers.Layer:
-    """The layer for a named activation: `Swish` for "swish"/"silu", Keras' `Activation` otherwise."""
+    """The layer for a named activation: `Swish` for "swish"/"silu", LeakyReLU of slope 0.1 for "leaky" (YOLOv7's),
+    Keras' `Activation` otherwise."""
     if activation in ("swish", "silu"):
         return Swish(name=name)
+    if activation == "leaky":
+        return layers.LeakyReLU(negative_slope=0.1, name=name)
     return layers.Activation(activation, name=name)
 
 

@@ -16,24 +16,30 @@ import keras
 import numpy as np
 from keras import layers
 
-from nets.layers import conv_bn_act
+from nets.layers import AnchorReshape, ImplicitAdd, ImplicitMultiply, conv_bn_act
 from utils.ops import levels
 from utils.ops.coding import DEFAULT_REG_MAX
 
 
 def yolo_head(
     features: list[keras.KerasTensor], num_classes: int, name: str = "head",
-    hidden_conv: bool = True,
+    hidden_conv: bool = True, implicit: bool = False,
 ) -> list[keras.KerasTensor]:
-    """Raw predictions per level: (B, H/s, W/s, A, 5 + C) = tx, ty, tw, th, objectness logit, class logits."""
+    """Raw predictions per level: (B, H/s, W/s, A, 5 + C) = tx, ty, tw, th, objectness logit, class logits.
+    `implicit`: YOLOv7's IDetect — a learned per-channel offset added to the input of the prediction conv and a
+    learned per-output scale after it (`ImplicitAdd`, `ImplicitMultiply`)."""
     outputs = []
     anchors_per_scale = levels.ANCHORS_PER_LEVEL
     for feature, level in zip(features, levels.level_names(), strict=True):
         x = conv_bn_act(feature, 2 * feature.shape[-1], 3, name=f"{name}_{level}") if hidden_conv else feature
+        if implicit:
+            x = ImplicitAdd(name=f"{name}_{level}_implicit_add")(x)
         x = layers.Conv2D(anchors_per_scale * (5 + num_classes), 1, name=f"{name}_{level}_pred",
                           dtype="float32")(x)  # float32 logits under mixed precision too
-        outputs.append(layers.Reshape((x.shape[1], x.shape[2], anchors_per_scale, 5 + num_classes),
-                                      name=level, dtype="float32")(x))  # (B, H/s, W/s, A, 5 + C)
+        if implicit:
+            x = ImplicitMultiply(name=f"{name}_{level}_implicit_multiply", dtype="float32")(x)
+        outputs.append(AnchorReshape(anchors_per_scale, 5 + num_classes, name=level,
+                                     dtype="float32")(x))  # (B, H/s, W/s, A, 5 + C)
     return outputs
 
 

@@ -177,7 +177,8 @@ def download_tpu_checkpoint(variant: int) -> Path:
                    if package else "")
         raise OSError(f"could not download the ImageNet checkpoint {name}.tar.gz ({type(error).__name__}: {error}). "
                       f"Offline: {offline}download {TPU_CHECKPOINTS}/{name}.tar.gz elsewhere and unpack it into "
-                      f"~/.keras/models/, or pass --backbone-weights PATH") from None
+                      f"~/.keras/models/, or pass --backbone-weights PATH; --backbone-weights none trains from "
+                      f"scratch instead") from None
     matches = sorted(Path(folder).rglob("model.ckpt*.index"))
     if not matches:
         raise OSError(f"{folder}: no model.ckpt checkpoint in the downloaded archive")
@@ -196,9 +197,9 @@ def load_lite_weights(model: keras.Model, variant: int, weights: str) -> int:
             return load_torch_state_dict(model, package_file)
         return load_tpu_checkpoint(model, download_tpu_checkpoint(variant), variant)
     path = Path(weights)
+    if not path.exists() and not Path(f"{path}.index").is_file():
+        raise FileNotFoundError(f"{path}: backbone weights file not found")
     if path.suffix == ".pth":
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: backbone weights file not found")
         return load_torch_state_dict(model, path)
     if path.is_dir():
         indexes = sorted(path.rglob("*.index"))

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 
 
 def layer_flops(layer: keras.layers.Layer) -> int:
@@ -27,6 +28,12 @@ def layer_flops(layer: keras.layers.Layer) -> int:
     if isinstance(layer, keras.layers.Dense):
         return 2 * layer.input.shape[-1] * output_shape[-1] * math.prod(output_shape[1:-1])
     return 0
+
+
+def trainable_parameters(model: keras.Model | keras.layers.Layer) -> int:
+    """Trainable weights' element count: what PyTorch reports as a model's parameters (BatchNorm's running
+    statistics are buffers there; Keras' `count_params` counts them too)."""
+    return sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
 
 
 def model_flops(model: keras.Model) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from nets.layers import conv_bn_act
+from nets.layers import c3_block, conv_bn_act
 
-NECK_NAMES = ("yolov3", "yolov5")
+NECK_NAMES = ("yolov3", "yolov5", "yolov7-tiny")
 
 # YOLOv3's neck widths are (128, 256, 512) per level; a width multiple per phi keeps B0 light and B7 full.
 YOLOV3_BASE_WIDTHS = (128, 256, 512)
@@ -58,24 +58,6 @@ YOLOV5_MULTIPLES_BY_PHI: tuple[tuple[float, float], ...] = (
 )
 
 
-def bottleneck(x: keras.KerasTensor, filters: int, shortcut: bool, name: str) -> keras.KerasTensor:
-    """1×1 → 3×3 conv, plus the input when `shortcut`."""
-    y = conv_bn_act(x, filters, 1, name=f"{name}_cv1")
-    y = conv_bn_act(y, filters, 3, name=f"{name}_cv2")
-    return layers.Add(name=f"{name}_add")([x, y]) if shortcut else y
-
-
-def c3_block(x: keras.KerasTensor, filters: int, repeats: int, name: str, shortcut: bool = False) -> keras.KerasTensor:
-    """CSP bottleneck with 3 convs: [1×1 → bottlenecks] ‖ [1×1] → concat → 1×1, each branch half of `filters`."""
-    hidden = filters // 2
-    main = conv_bn_act(x, hidden, 1, name=f"{name}_cv1")
-    for i in range(repeats):
-        main = bottleneck(main, hidden, shortcut, name=f"{name}_m{i}")
-    side = conv_bn_act(x, hidden, 1, name=f"{name}_cv2")
-    x = layers.Concatenate(name=f"{name}_concat")([main, side])
-    return conv_bn_act(x, filters, 1, name=f"{name}_cv3")
-
-
 def sppf_block(x: keras.KerasTensor, filters: int, name: str, pool_size: int = 5) -> keras.KerasTensor:
     """Spatial pyramid pooling, fast: three chained k×k max-pools (receptive fields 5, 9, 13) concatenated."""
     hidden = x.shape[-1] // 2
@@ -120,6 +102,77 @@ def yolov5_pan(
     return [out3, out4, out5]
 
 
+# YOLOv7-tiny's neck (the layers after its backbone in yolov7-tiny.yaml): the pooling block's width, then per level
+# the ELAN blocks' branch widths and outputs, and the 3×3 convs before the head — at width multiple 1.
+YOLOV7_TINY_POOL_WIDTH = 256
+YOLOV7_TINY_LEVEL_WIDTHS = (64, 128, 256)  # ELAN outputs at strides 8, 16, 32; their branches are half
+YOLOV7_TINY_OUTPUT_WIDTHS = (128, 256, 512)  # the 3×3 convs that feed the head
+
+
+def tiny_conv(x: keras.KerasTensor, filters: int, kernel: int, name: str, strides: int = 1) -> keras.KerasTensor:
+    """YOLOv7-tiny's Conv: BatchNorm and LeakyReLU(0.1)."""
+    return conv_bn_act(x, filters, kernel, name=name, strides=strides, activation="leaky")
+
+
+def tiny_elan(x: keras.KerasTensor, filters: int, name: str) -> keras.KerasTensor:
+    """YOLOv7-tiny's ELAN block: two 1×1 branches of `filters` / 2, two 3×3 convs chained on the second, the four
+    concatenated (last first) and fused by a 1×1 conv to `filters`."""
+    branch = filters // 2
+    first = tiny_conv(x, branch, 1, name=f"{name}_cv1")
+    second = tiny_conv(x, branch, 1, name=f"{name}_cv2")
+    third = tiny_conv(second, branch, 3, name=f"{name}_cv3")
+    fourth = tiny_conv(third, branch, 3, name=f"{name}_cv4")
+    x = layers.Concatenate(name=f"{name}_concat")([fourth, third, second, first])
+    return tiny_conv(x, filters, 1, name=f"{name}_cv5")
+
+
+def tiny_spp(x: keras.KerasTensor, filters: int, name: str) -> keras.KerasTensor:
+    """YOLOv7-tiny's SPPCSPC-style block: a 1×1 branch beside a 1×1 conv pooled by 5, 9 and 13 max-pools in
+    parallel; the pools and their input concatenated (largest first), fused, joined with the branch and fused."""
+    side = tiny_conv(x, filters, 1, name=f"{name}_cv1")
+    main = tiny_conv(x, filters, 1, name=f"{name}_cv2")
+    pooled = [layers.MaxPooling2D(k, strides=1, padding="same", name=f"{name}_pool{k}")(main) for k in (5, 9, 13)]
+    x = layers.Concatenate(name=f"{name}_pool_concat")([*pooled[::-1], main])
+    x = tiny_conv(x, filters, 1, name=f"{name}_cv3")
+    x = layers.Concatenate(name=f"{name}_concat")([x, side])
+    return tiny_conv(x, filters, 1, name=f"{name}_cv4")
+
+
+def yolov7_tiny_pan(
+    features: list[keras.KerasTensor], width: float = 1.0, name: str = "neck"
+) -> list[keras.KerasTensor]:
+    """YOLOv7-tiny neck: the pooling block on stride 32, a top-down FPN and a bottom-up PAN with an ELAN block after
+    every concat, and a 3×3 conv per level before the head.
+
+    Args:
+        features: backbone maps [stride 8, stride 16, stride 32].
+        width: multiple of YOLOv7-tiny's widths.
+
+    Returns:
+        [stride 8, stride 16, stride 32] maps with widths `width` × (128, 256, 512).
+    """
+
+    def scaled(channels: int) -> int:
+        return max(8, int(round(channels * width / 8)) * 8)
+
+    w3, w4, w5 = (scaled(c) for c in YOLOV7_TINY_LEVEL_WIDTHS)
+    p5 = tiny_spp(features[2], scaled(YOLOV7_TINY_POOL_WIDTH), name=f"{name}_p5_spp")
+    x = layers.UpSampling2D(2, name=f"{name}_p4_upsample")(tiny_conv(p5, w4, 1, name=f"{name}_p5_lateral"))
+    x = layers.Concatenate(name=f"{name}_p4_concat")([tiny_conv(features[1], w4, 1, name=f"{name}_p4_route"), x])
+    p4 = tiny_elan(x, w4, name=f"{name}_p4_elan")
+    x = layers.UpSampling2D(2, name=f"{name}_p3_upsample")(tiny_conv(p4, w3, 1, name=f"{name}_p4_lateral"))
+    x = layers.Concatenate(name=f"{name}_p3_concat")([tiny_conv(features[0], w3, 1, name=f"{name}_p3_route"), x])
+    out3 = tiny_elan(x, w3, name=f"{name}_p3_elan")
+    x = tiny_conv(out3, w4, 3, name=f"{name}_p4_down", strides=2)
+    x = layers.Concatenate(name=f"{name}_p4_pan_concat")([x, p4])
+    out4 = tiny_elan(x, w4, name=f"{name}_p4_pan_elan")
+    x = tiny_conv(out4, w5, 3, name=f"{name}_p5_down", strides=2)
+    x = layers.Concatenate(name=f"{name}_p5_pan_concat")([x, p5])
+    out5 = tiny_elan(x, w5, name=f"{name}_p5_pan_elan")
+    return [tiny_conv(out, scaled(channels), 3, name=f"{name}_p{level}_out")
+            for level, out, channels in zip((3, 4, 5), (out3, out4, out5), YOLOV7_TINY_OUTPUT_WIDTHS, strict=True)]
+
+
 def build_neck(
     neck: str, features: list[keras.KerasTensor], phi: int = 0, width: float | None = None,
     depth: float | None = None,
@@ -131,4 +184,6 @@ def build_neck(
         default_width, default_depth = YOLOV5_MULTIPLES_BY_PHI[phi]
         return yolov5_pan(features, width=default_width if width is None else width,
                           depth=default_depth if depth is None else depth)
+    if neck == "yolov7-tiny":
+        return yolov7_tiny_pan(features, width=1.0 if width is None else width)
     raise ValueError(f"unknown neck {neck!r}; expected one of {NECK_NAMES}")

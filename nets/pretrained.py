@@ -41,8 +41,16 @@ def keras_name(name: str) -> str:
     return re.sub(r"^(rescaling|normalization)_\d+$", r"\1", name)
 
 
-def keras_application_model(application: KerasApplication, input_shape: tuple, weights: str) -> keras.Model:
-    """The `keras.applications` model (`include_top=False`) with `weights` ("imagenet" or a file path).
+def with_top(application: KerasApplication) -> KerasApplication:
+    """The same model's weights with its ImageNet classifier (Keras publishes them beside the no-top file)."""
+    file_name = application.file_name.replace("_notop", "")
+    return KerasApplication(application.constructor, file_name, application.url.replace("_notop", ""))
+
+
+def keras_application_model(application: KerasApplication, input_shape: tuple, weights: str,
+                            include_top: bool = False) -> keras.Model:
+    """The `keras.applications` model (without its classifier, or with it and `application` `with_top`) with
+    `weights` ("imagenet" or a file path).
 
     "imagenet" uses Keras' own download and cache; offline, the error names the file and where to put it.
     """
@@ -50,7 +58,7 @@ def keras_application_model(application: KerasApplication, input_shape: tuple, w
     if weights != "imagenet" and not Path(weights).is_file():
         raise FileNotFoundError(f"{weights}: backbone weights file not found")
     try:
-        return constructor(include_top=False, weights=weights, input_shape=input_shape)
+        return constructor(include_top=include_top, weights=weights, input_shape=input_shape)
     except Exception as error:  # Keras' get_file wraps network failures in a plain Exception
         if weights != "imagenet":
             raise ValueError(f"{weights}: not {application.constructor} weights for keras.applications "
@@ -58,7 +66,7 @@ def keras_application_model(application: KerasApplication, input_shape: tuple, w
         raise OSError(
             f"could not get the ImageNet weights {application.file_name} ({type(error).__name__}: {error}). "
             f"Offline, download {application.url} elsewhere and put it at {KERAS_CACHE / application.file_name}, "
-            f"or pass the file with --backbone-weights PATH"
+            f"or pass the file with --backbone-weights PATH; --backbone-weights none trains from scratch instead"
         ) from None
 
 

@@ -78,11 +78,12 @@ def test_bench_train_runs(tiny_set, capsys):
 
 
 def test_compare_backbones_runs(tiny_set, tmp_path, capsys):
-    assert benchmark("compare_backbones").main(["--data", str(tiny_set), "--classes", str(tiny_set / "classes.txt"),
-                                                "--out", str(tmp_path / "compare"), "--backbones",
-                                                "shufflenetv2-x0.5", *TINY_MODEL, "--epochs", "1",
-                                                "--batch-size", "3"]) == 0
-    assert "| shufflenetv2-x0.5 |" in capsys.readouterr().out
+    assert benchmark("compare_backbones").main(["--train", str(tiny_set / "trainval.txt"), "--val",
+                                                str(tiny_set / "test.txt"), "--classes", str(tiny_set / "classes.txt"),
+                                                "--out", str(tmp_path / "compare"), "--rows",
+                                                "shufflenetv2-x0.5+yolov7-tiny", *TINY_MODEL, "--epochs", "1",
+                                                "--batch-size", "3", "--time-limit", "1", "--latency-runs", "1"]) == 0
+    assert "| shufflenetv2-x0.5 + yolov7-tiny | 0 | 1 |" in capsys.readouterr().out
 
 
 def test_profile_train_runs(capsys):
@@ -99,12 +100,36 @@ def test_peer_yolov8n_step_runs(capsys):
     assert "median" in capsys.readouterr().out
 
 
-def test_compare_runs_runs(tiny_set, tmp_path, capsys):
-    assert benchmark("compare_runs").main(["--train", str(tiny_set / "trainval.txt"), "--val",
-                                           str(tiny_set / "test.txt"), "--classes", str(tiny_set / "classes.txt"),
-                                           "--out", str(tmp_path / "runs"), "--variants", "decoupled",
-                                           "--backbone", "shufflenetv2-x0.5", "--backbone-weights", "none",
-                                           *TINY_MODEL, "--batch-size", "3", "--epochs", "1", "--time-limit", "1",
-                                           "--peer", "0.8", "0.5"]) == 0
+@pytest.fixture(scope="module")
+def compared_runs(tiny_set, tmp_path_factory) -> tuple[Path, str]:
+    """compare_runs.py's one tiny run and what it printed (the pruning comparison prunes that run)."""
+    import contextlib
+    import io
+
+    out, printed = tmp_path_factory.mktemp("runs"), io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert benchmark("compare_runs").main(["--train", str(tiny_set / "trainval.txt"), "--val",
+                                               str(tiny_set / "test.txt"), "--classes", str(tiny_set / "classes.txt"),
+                                               "--out", str(out), "--variants", "decoupled", "--backbone",
+                                               "shufflenetv2-x0.5", "--backbone-weights", "none", *TINY_MODEL,
+                                               "--batch-size", "3", "--epochs", "1", "--time-limit", "1",
+                                               "--peer", "0.8", "0.5"]) == 0
+    return out / "decoupled-seed0", printed.getvalue()
+
+
+@pytest.mark.xdist_group("compared_runs")
+def test_compare_runs_runs(compared_runs):
+    assert "| decoupled | 0 | 1 | 1 |" in compared_runs[1]
+
+
+@pytest.mark.xdist_group("compared_runs")
+def test_compare_pruning_runs(compared_runs, tiny_set, tmp_path, capsys):
+    assert benchmark("compare_pruning").main(["--run-dir", str(compared_runs[0]), "--val", str(tiny_set / "test.txt"),
+                                              "--out", str(tmp_path / "pruning"), "--ratios", "0.5",
+                                              "--fine-tune-minutes", "0.05", "--latency-runs", "1",
+                                              "--runtimes", "onnxruntime"]) == 0
     printed = capsys.readouterr().out
-    assert "| decoupled | 0 | 1 | 1 |" in printed
+    assert "| unpruned |" in printed and "LiteRT" not in printed
+    pruned_row = next(line for line in printed.splitlines() if line.startswith("| pruned 50%, fine-tuned 1 epochs |"))
+    parameters_ratio = float(pruned_row.split("|")[-4])
+    assert 0.2 < parameters_ratio < 0.9  # half the prunable channels go; the fixed ones stay

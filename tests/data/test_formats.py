@@ -82,6 +82,32 @@ def test_yolo_conversion(tmp_path):
     assert len(read_annotations(out)[0]) == 2
 
 
+def test_a_folder_without_splits_is_split_at_random_into_train_val_and_test(tmp_path):
+    images = tmp_path / "photos" / "images"
+    (tmp_path / "photos" / "labels").mkdir(parents=True)
+    for i in range(20):
+        write_image(images / f"{i:02d}.jpg", 40, 40)
+        (tmp_path / "photos" / "labels" / f"{i:02d}.txt").write_text("0 0.5 0.5 0.2 0.4\n")
+    classes = tmp_path / "classes.txt"
+    classes.write_text("cat\n")
+
+    def split(out: str, *extra: str) -> dict[str, list[str]]:
+        assert convert_annotations.main(["yolo", "--images", str(images), "--classes", str(classes),
+                                         "--out-dir", str(tmp_path / out), *extra]) == 0
+        return {path.stem: [a.image_path for a in read_annotations(path)[0]]
+                for path in sorted((tmp_path / out).glob("*.txt"))}
+
+    first = split("a")
+    assert {name: len(paths) for name, paths in first.items()} == {"test": 2, "train": 16, "val": 2}
+    assert sorted(sum(first.values(), [])) == sorted(str(p) for p in images.glob("*.jpg"))  # each image once
+    assert split("b") == first  # seeded
+    assert split("c", "--seed", "1") != first
+    assert sorted(split("d", "--test-fraction", "0", "--val-fraction", "0.25")) == ["train", "val"]
+    with pytest.raises(ValueError, match="sum below 1"):
+        split("e", "--val-fraction", "0.6", "--test-fraction", "0.5")
+    assert not (tmp_path / "e").exists()
+
+
 def test_yolo_labels_are_found_by_ultralytics_rule_from_a_split_folder(tmp_path):
     """`--images datasets/x/images/train` (one split): the labels are in `datasets/x/labels/train`."""
     images = tmp_path / "datasets" / "x" / "images" / "train"

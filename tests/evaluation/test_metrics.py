@@ -78,6 +78,20 @@ def test_precision_recall_with_difficult_and_score_threshold():
     np.testing.assert_allclose(precision_recall_at(HAND_DETECTIONS, HAND_TRUTH, 2, 0.5)[0], [1 / 2, 1, 2 / 3])
 
 
+def test_the_f1_curve_by_hand_and_its_peak():
+    from utils.evaluation.metrics import best_f1_score, mean_f1_by_score
+
+    # Class 0 only (class 1 has no ground truth), 3 boxes. Counted at ≥ t (the difficult hit ignored):
+    # t ≤ 0.60: 3 hits of 6 → F1 2/3; 0.65: 2 of 5 → 1/2; 0.70: 2 of 4 → 4/7; 0.75–0.80: 2 of 3 → 2/3;
+    # 0.85: 1 of 2 → 2/5; 0.90–0.95: 1 of 1 → 1/2.
+    matching = Matching.build(HAND_DETECTIONS, HAND_TRUTH)
+    thresholds = np.array([0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95])
+    np.testing.assert_allclose(mean_f1_by_score(matching, 2, thresholds),
+                               [2 / 3, 1 / 2, 4 / 7, 2 / 3, 2 / 3, 2 / 5, 1 / 2, 1 / 2])
+    assert best_f1_score(matching, 2, np.array([0.65, 0.7, 0.75, 0.85])) == (0.75, pytest.approx(2 / 3))
+    assert best_f1_score(matching, 2)[0] == 0.05  # ties: the lowest threshold
+
+
 def test_iou_threshold_and_class_mismatch():
     gt = [np.array([[0, 0, 10, 10, 0]], float)]
     shifted = [dets([[5, 0, 15, 10]], [0.9], [0])]  # IoU 50/150 = 1/3
@@ -110,7 +124,7 @@ def test_evaluate_detections_keys():
     gt = [np.array([[0, 0, 10, 10, 0]], float)]
     metrics = evaluate_detections([dets([[0, 0, 10, 10]], [0.9], [0])], gt, ["a", "b"], voc_iou_thresholds=(0.75,))
     assert metrics["map50"] == pytest.approx(1.0) and metrics["voc07_map50"] == pytest.approx(1.0)
-    assert metrics["voc_map"] == {"0.75": 1.0}
+    assert metrics["voc_map"] == {"0.75": 1.0} and metrics["best_f1"] == {"score": 0.05, "f1": 1.0}
     assert metrics["per_class"] == {
         "a": {"ap50": 1.0, "voc07_ap50": 1.0, "ap50_95": 1.0, "ground_truth": 1, "difficult": 0, "precision": 1.0,
               "recall": 1.0, "f1": 1.0},

@@ -11,7 +11,7 @@ from nets.head import yolo_head
 from nets.loss import YoloV3Loss
 from nets.loss_v5 import YoloV5Loss
 from utils.config.run_config import ModelSpec
-from utils.inference.heatmap import heatmap_panels
+from utils.inference.heatmap import BAR_WIDTH, MIN_PANEL_WIDTH, TITLE_HEIGHT, heatmap_panels
 from utils.ops import levels
 from utils.ops.decoder import Decoder
 
@@ -46,7 +46,7 @@ def test_a_changed_table_entry_is_seen_everywhere(monkeypatch):
     assert head.output_names == ["p3", "p4", "q5"] and head.get_layer("head_q5_pred").filters == 3 * 6
 
     panels = heatmap_panels(np.zeros((20, 20, 3), np.uint8), [np.zeros((20, 20), np.float32)] * 3)
-    assert panels.shape == (20, 80, 3)
+    assert panels.shape == (TITLE_HEIGHT + MIN_PANEL_WIDTH, 4 * MIN_PANEL_WIDTH + BAR_WIDTH, 3)  # a 20² image, scaled
 
 
 def test_three_levels_are_fixed_and_the_input_size_follows_the_coarsest_stride(monkeypatch):

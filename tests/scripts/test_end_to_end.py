@@ -36,7 +36,8 @@ def test_convert_train_evaluate_predict(shapes_voc, tmp_path, capsys):
         assert train.main([*command, "--epochs", "2", "--freeze-epochs", "1", "--ema"]) == 0
     finally:
         os.umask(previous_umask)
-    for name in ("config.json", "best.keras", "last.keras", "training_log.csv", "training.png"):
+    for name in ("config.json", "best.keras", "last.keras", "training_log.csv", "training.png",
+                 "augmented_samples.jpg"):
         assert (run / name).is_file(), name
         assert (run / name).stat().st_mode & 0o777 == 0o644, name  # the umask's mode: a shared run stays readable
     log = read_csv_log(run / "training_log.csv")
@@ -119,7 +120,7 @@ def test_one_batch_fit_loss_decreases(shapes_voc):
     annotations = read_annotations(summary.written["train"])[0][:4]
     images, boxes = next(iter(build_dataset(annotations, (64, 64), 4, training=False)))
     anchors = read_anchors(DEFAULT_ANCHORS_FILE) * 64 / 416
-    network = build_yolo("efficientnet-b0", "yolov3", 3, input_shape=(64, 64, 3))
+    network = build_yolo("shufflenetv2-x1.0", "yolov3", 3, input_shape=(64, 64, 3))
     detector = YoloDetector.from_network(network, ["circle", "square", "triangle"], anchors, "v3")
     detector.compile(keras.optimizers.Adam(1e-3))
     history = detector.fit(images, boxes, epochs=15, batch_size=4, verbose=0).history["loss"]

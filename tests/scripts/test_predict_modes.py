@@ -134,7 +134,10 @@ def test_heatmap_panels_cover_the_image_per_level(tiny_run, tmp_path):
     image = write_image(tmp_path / "wide.jpg", 40, 100)
     out = tmp_path / "heat.png"
     assert predict.main(["heatmap", "--run-dir", str(tiny_run), "--input", str(image), "--output", str(out)]) == 0
-    assert cv2.imread(str(out)).shape == (40, 400, 3)  # the image and three levels side by side
+    from utils.inference.heatmap import BAR_WIDTH, MIN_PANEL_WIDTH, TITLE_HEIGHT
+
+    # The image and three levels side by side under their titles, scaled to 320 wide, and the colour bar.
+    assert cv2.imread(str(out)).shape == (TITLE_HEIGHT + 128, 4 * MIN_PANEL_WIDTH + BAR_WIDTH, 3)
     maps = objectness_maps(load_detector(tiny_run), np.zeros((40, 100, 3), np.uint8))
     assert [m.shape for m in maps] == [(40, 100)] * 3
     assert all(0 <= m.min() and m.max() <= 1 for m in maps)

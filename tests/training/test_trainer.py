@@ -61,20 +61,30 @@ def test_resume_needs_only_the_run_dir_and_keeps_the_model(tmp_path):
 
 
 def test_pretrained_weights_default_to_the_fine_tuning_recipe_and_explicit_flags_win(tmp_path):
-    from utils.config.run_config import FINE_TUNE_FREEZE_EPOCHS
+    from utils.config.run_config import FINE_TUNE_FREEZE_EPOCHS, ModelSpec, from_dict
 
-    scratch = config_from(tmp_path)
-    assert (scratch.backbone_weights, scratch.freeze_epochs, scratch.ema, scratch.freeze_backbone_bn) == (
-        None, 0, False, False)
-    tuned = config_from(tmp_path, "--backbone-weights", "imagenet")
-    assert (tuned.freeze_epochs, tuned.ema, tuned.freeze_backbone_bn) == (FINE_TUNE_FREEZE_EPOCHS, True, True)
+    default = config_from(tmp_path)  # Lite0, whose ImageNet weights are published: the fine-tuning recipe
+    assert (default.model.backbone, default.backbone_weights, default.initial_weights) == (
+        "efficientnet-lite0", "imagenet", "imagenet")
+    assert (default.freeze_epochs, default.ema, default.freeze_backbone_bn) == (FINE_TUNE_FREEZE_EPOCHS, True, True)
     assert FINE_TUNE_FREEZE_EPOCHS == 3
-    explicit = config_from(tmp_path, "--backbone-weights", "imagenet", "--freeze-epochs", "0", "--no-ema",
-                           "--no-freeze-backbone-bn")
+    scratch = config_from(tmp_path, "--backbone-weights", "none")
+    assert (scratch.backbone_weights, scratch.initial_weights, scratch.freeze_epochs, scratch.ema,
+            scratch.freeze_backbone_bn) == ("none", None, 0, False, False)
+    unpublished = config_from(tmp_path, "--backbone", "cspdarknet-n")  # no ImageNet weights: from scratch
+    assert (unpublished.backbone_weights, unpublished.freeze_epochs, unpublished.ema) == ("none", 0, False)
+    assert config_from(tmp_path, "--phi", "3").backbone_weights == "imagenet"
+    explicit = config_from(tmp_path, "--freeze-epochs", "0", "--no-ema", "--no-freeze-backbone-bn")
     assert (explicit.freeze_epochs, explicit.ema, explicit.freeze_backbone_bn) == (0, False, False)
-    save_config(tuned, tmp_path / "tuned.json")  # saved resolved: a resume never re-derives them
+    save_config(default, tmp_path / "tuned.json")  # saved resolved: a resume never re-derives them
     saved = json.loads((tmp_path / "tuned.json").read_text())
-    assert (saved["freeze_epochs"], saved["ema"], saved["freeze_backbone_bn"]) == (3, True, True)
+    assert (saved["backbone_weights"], saved["freeze_epochs"], saved["ema"], saved["freeze_backbone_bn"]) == (
+        "imagenet", 3, True, True)
+    # An earlier version saved a random init as null: it stays a random init.
+    old = {**saved, "backbone_weights": None, "freeze_epochs": 0, "ema": False, "freeze_backbone_bn": False}
+    assert from_dict(old).backbone_weights == "none"
+    # Without anchors, a model spec takes the default file's, scaled to its input size.
+    assert ModelSpec(class_names=("a",), input_size=320).anchors[0] == (7.69, 10.0)
     with pytest.raises(ValueError, match="time_limit: must be above 0"):
         config_from(tmp_path, "--time-limit", "0")
 
@@ -285,8 +295,12 @@ def test_phases_freeze_the_backbone_first_at_their_own_batch_size(tmp_path):
     phased = config_from(tmp_path, "--epochs", "10", "--freeze-epochs", "3", "--freeze-batch-size", "16",
                          "--batch-size", "4")
     assert training_phases(phased) == [Phase(0, 3, 16, True), Phase(3, 10, 4, False)]
-    assert training_phases(config_from(tmp_path, "--epochs", "5")) == [Phase(0, 5, 8, False)]
-    assert training_phases(config_from(tmp_path, "--epochs", "5", "--freeze-backbone")) == [Phase(0, 5, 8, True)]
+    # the default (ImageNet weights) freezes 3 epochs first; from scratch, nothing is frozen
+    assert training_phases(config_from(tmp_path, "--epochs", "5")) == [Phase(0, 3, 8, True), Phase(3, 5, 8, False)]
+    assert training_phases(config_from(tmp_path, "--epochs", "5", "--backbone-weights", "none")) == [
+        Phase(0, 5, 8, False)]
+    assert training_phases(config_from(tmp_path, "--epochs", "5", "--freeze-backbone", "--freeze-epochs", "0")) == [
+        Phase(0, 5, 8, True)]
 
 
 def test_mixed_precision_computes_in_bfloat16_with_float32_outputs():
@@ -352,7 +366,7 @@ def test_rerun_and_resume_rules_compare_the_saved_config(tmp_path):
         check_run_directory(longer, run, resuming=False)
     check_run_directory(longer, run, resuming=True)  # a training setting may change on resume
     other_model = dataclasses.replace(longer, model=dataclasses.replace(config.model, backbone="efficientnet-b1"))
-    with pytest.raises(RunMismatch, match="cannot change on resume:\n  model.backbone: 'efficientnet-b0' → "
+    with pytest.raises(RunMismatch, match="cannot change on resume:\n  model.backbone: 'efficientnet-lite0' → "
                                           "'efficientnet-b1'\nNothing was written"):
         check_run_directory(other_model, run, resuming=True)
 

@@ -15,6 +15,7 @@ from utils.data.voc import DIFFICULT_POLICIES
 from utils.evaluation.evaluate import EvaluationRequest
 from utils.export.policy import ExportRequest
 from utils.inference.requests import DirRequest, FpsRequest, HeatmapRequest, ImageRequest, VideoRequest
+from utils.training.pruning import PruneRequest
 
 ANCHORS_FILE = str(DEFAULT_ANCHORS_FILE.relative_to(DEFAULT_ANCHORS_FILE.parents[1]))
 # predict.py's modes: (request dataclass, the detection settings' use or None, help).
@@ -52,7 +53,7 @@ def train_parser() -> argparse.ArgumentParser:
     add_config_flags(parser.add_argument_group("training"), TrainConfig)
     add_config_flags(parser.add_argument_group("loss"), LossConfig)
     add_config_flags(parser.add_argument_group("augmentation (validation uses a plain letterbox)"), AugmentConfig)
-    return parser
+    return with_verbose(parser)
 
 
 def predict_parser() -> argparse.ArgumentParser:
@@ -64,6 +65,7 @@ def predict_parser() -> argparse.ArgumentParser:
         add_config_flags(mode.add_argument_group("inputs and outputs"), request)
         if use:
             add_config_flags(mode.add_argument_group("detection settings"), DetectConfig, use)
+        with_verbose(mode)
     return parser
 
 
@@ -73,7 +75,14 @@ def get_map_parser() -> argparse.ArgumentParser:
     add_config_flags(parser.add_argument_group("inputs and outputs"), EvaluationRequest)
     add_config_flags(parser.add_argument_group("detection settings (with a model)"), DetectConfig, "evaluate")
     add_config_flags(parser.add_argument_group("report"), ReportConfig)
-    return parser
+    return with_verbose(parser)
+
+
+def prune_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Prune a trained detector's convolutions channel by channel (by "
+                                                 "|BatchNorm γ|) into a smaller detector to fine-tune and export.")
+    add_config_flags(parser, PruneRequest)
+    return with_verbose(parser)
 
 
 def voc_annotation_parser() -> argparse.ArgumentParser:
@@ -95,7 +104,7 @@ def voc_annotation_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-fraction", type=float, default=0.1, help="used only when there are no split files")
     parser.add_argument("--test-fraction", type=float, default=0.1, help="used only when there are no split files")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random split")
-    return parser
+    return with_verbose(parser)
 
 
 def convert_annotations_parser() -> argparse.ArgumentParser:
@@ -105,13 +114,23 @@ def convert_annotations_parser() -> argparse.ArgumentParser:
     coco = formats.add_parser("coco", help="a COCO detection json and its image folder")
     coco.add_argument("--coco-json", required=True, help="instances_*.json")
     coco.add_argument("--images", required=True, help="folder the json's file_name entries are relative to")
-    coco.add_argument("--classes-out", help="where to write the class list (default: <out>.classes.txt)")
+    coco.add_argument("--classes-out", help="where to write the class list (default: <out>.classes.txt, or "
+                                            "<out-dir>/classes.txt)")
     yolo = formats.add_parser("yolo", help="an images/ folder with labels/ beside it (Ultralytics layout)")
     yolo.add_argument("--images", required=True, help="image folder (searched recursively)")
-    yolo.add_argument("--labels", help="label folder (default: the images folder's sibling 'labels')")
+    yolo.add_argument("--labels", help="label folder, label files at the images' relative paths (default: "
+                                        "Ultralytics' rule: the last 'images' component of each image's path "
+                                        "becomes 'labels', else beside the image)")
     yolo.add_argument("--classes", required=True, help="class list, one name a line, in YOLO class-id order")
     for sub in (coco, yolo):
-        sub.add_argument("--out", required=True, help="annotation-line file to write")
+        out = sub.add_mutually_exclusive_group(required=True)
+        out.add_argument("--out", help="annotation-line file to write (every image)")
+        out.add_argument("--out-dir", help="split the images at random into train.txt, val.txt and test.txt here "
+                                           "(for data without a validation split)")
+        sub.add_argument("--val-fraction", type=float, default=0.1, help="with --out-dir: share of images in val")
+        sub.add_argument("--test-fraction", type=float, default=0.1, help="with --out-dir: share in test (0: none)")
+        sub.add_argument("--seed", type=int, default=0, help="with --out-dir: seed of the split")
+        with_verbose(sub)
     return parser
 
 
@@ -128,7 +147,7 @@ def kmeans_for_anchors_parser() -> argparse.ArgumentParser:
                         help="anchor side-ratio limit (YOLOv5 anchor_t)")
     parser.add_argument("--compare", default=str(DEFAULT_ANCHORS_FILE), help="anchors file to compare against")
     parser.add_argument("--output", default=None, help="write the anchors here (w,h a line, pixels of a 416 input)")
-    return parser
+    return with_verbose(parser)
 
 
 def summary_parser() -> argparse.ArgumentParser:
@@ -145,7 +164,7 @@ def summary_parser() -> argparse.ArgumentParser:
                         help="print the top-5 ImageNet classes of IMAGE (EfficientNet and EfficientNet-Lite)")
     parser.add_argument("--backbone-weights", default="imagenet",
                         help="--classify: imagenet, or a weights file / checkpoint of the backbone with its classifier")
-    return parser
+    return with_verbose(parser)
 
 
 def synthetic_data_parser() -> argparse.ArgumentParser:
@@ -155,10 +174,18 @@ def synthetic_data_parser() -> argparse.ArgumentParser:
     parser.add_argument("--images", type=int, default=400)
     parser.add_argument("--size", type=int, default=320, help="image height and width")
     parser.add_argument("--seed", type=int, default=0)
+    return with_verbose(parser)
+
+
+def with_verbose(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`--verbose` (read before the imports by `utils.cli.startup`; accepted here so argparse knows it)."""
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up messages (oneDNN, CPU features, CUDA probing), filtered by "
+                             "default")
     return parser
 
 
-PARSERS = {"train": train_parser, "predict": predict_parser, "get_map": get_map_parser,
+PARSERS = {"train": train_parser, "predict": predict_parser, "get_map": get_map_parser, "prune": prune_parser,
            "voc_annotation": voc_annotation_parser, "convert_annotations": convert_annotations_parser,
            "kmeans_for_anchors": kmeans_for_anchors_parser, "summary": summary_parser,
            "synthetic_data": synthetic_data_parser}

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from utils.config.settings import MODEL_OWN, check_fields, setting
 
 USES = ("predict", "evaluate", "export")
+# The prediction threshold a new detector carries, chosen from precision/recall/F1 measured on the dev sets
+# (docs/results.md#score-thresholds); the export's and the evaluation's P/R operating point follow it.
+PREDICT_SCORE_THRESHOLD = 0.25
 
 
 @dataclass(frozen=True)
@@ -24,9 +27,9 @@ class DetectConfig:
     """How detections are selected and returned. The field defaults are what a newly trained detector carries."""
 
     score_threshold: float = setting(
-        0.5, "minimum score (objectness × class probability) a detection needs", flag="--score-threshold",
-        aliases=("--conf",), minimum=0, maximum=1,
-        uses={"predict": MODEL_OWN, "evaluate": 0.001, "export": 0.25})
+        PREDICT_SCORE_THRESHOLD, "minimum score (objectness × class probability) a detection needs",
+        flag="--score-threshold", aliases=("--conf",), minimum=0, maximum=1,
+        uses={"predict": MODEL_OWN, "evaluate": 0.001, "export": PREDICT_SCORE_THRESHOLD})
     nms_iou: float = setting(
         0.45, "NMS: a box overlapping a higher-scored one of its class by more than this IoU is removed",
         aliases=("--iou",), above=0, maximum=1, uses={"predict": MODEL_OWN, "evaluate": 0.7, "export": MODEL_OWN})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from utils.config.detect_config import PREDICT_SCORE_THRESHOLD
 from utils.config.settings import check_fields, setting
 
 COCO_ENGINES = ("faster-coco-eval", "pycocotools")
@@ -13,9 +14,10 @@ COCO_ENGINES = ("faster-coco-eval", "pycocotools")
 class ReportConfig:
     """The operating point of the precision/recall figures, extra VOC IoU thresholds, the COCO engine, the plots."""
 
-    pr_score: float = setting(0.5, "score a detection needs to count in precision / recall / F1, the error breakdown, "
-                                   "the confusion matrix and the gallery (APs use every detection)", minimum=0,
-                              maximum=1)
+    pr_score: float = setting(PREDICT_SCORE_THRESHOLD, "score a detection needs to count in precision / recall / F1, "
+                                                       "the error breakdown, the confusion matrix and the gallery "
+                                                       "(the prediction default; APs use every detection)",
+                              minimum=0, maximum=1)
     voc_iou: tuple[float, ...] = setting((0.75,), "extra IoU thresholds for VOC all-point mAP (0.5 is always "
                                                   "reported)", metavar="IOU")
     coco_engine: str = setting("faster-coco-eval", "COCO evaluator: the C++ port (fast) or pycocotools itself "

@@ -19,11 +19,11 @@ from utils.ops import levels
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LR_DECAYS = ("cosine", "step")
-NECKS = ("yolov3", "yolov5")
+NECKS = ("yolov3", "yolov5", "yolov7-tiny")
 HEADS = ("anchor", "decoupled")
 # Target assignment (and box coding) per head: the anchor head's YOLOv3 or YOLOv5 rules, the decoupled head's
 # task-aligned assignment; the first is the head's default.
-ASSIGNERS_OF_HEAD = {"anchor": ("v3", "v5"), "decoupled": ("tal",)}
+ASSIGNERS_OF_HEAD = {"anchor": ("v5", "v3"), "decoupled": ("tal",)}
 ASSIGNERS = ("v3", "v5", "tal")
 # The loss part weights each head defaults to (YOLOv5's and YOLOv8's).
 LOSS_GAINS = {"anchor": {"box_gain": 0.05, "objectness_gain": 1.0, "class_gain": 0.5},
@@ -35,12 +35,30 @@ CACHES = ("none", "ram")
 LR_LIMITS = {"sgd": (5e-4, 5e-2), "adam": (1e-4, 4e-3), "adamw": (1e-4, 4e-3)}
 DEFAULT_LR = {"sgd": 1e-2, "adam": 8e-3, "adamw": 8e-3}  # at the nominal batch of 64: 1e-3 for Adam at batch 8
 DEFAULT_MOMENTUM = {"sgd": 0.937, "adam": 0.9, "adamw": 0.9}
-# The fine-tuning recipe (with pretrained backbone weights, docs/transfer_learning.md): a first phase of epochs with
+# The fine-tuning recipe (with pretrained backbone weights, docs/training.md): a first phase of epochs with
 # the backbone frozen while the new neck and head learn to read its features, so their first, large gradients
 # never reach it; the backbone's BatchNorm frozen throughout (batch-8 statistics are noisier than ImageNet's, and
 # a step without them is a third cheaper on a CPU); EMA on.
 FINE_TUNE_FREEZE_EPOCHS = 3
 DEFAULT_ANCHORS_FILE = Path(__file__).resolve().parents[2] / "model_data" / "yolo_anchors.txt"
+ANCHORS_FILE_INPUT = 416  # anchors files are in pixels of a 416 input
+DEFAULT_BACKBONE = "efficientnet-lite0"
+# Backbone families with published ImageNet weights (keras.applications, the TPU reference's Lite checkpoints):
+# `--backbone-weights` defaults to "imagenet" for them, to "none" for the rest (ShuffleNetV2, CSPDarknet).
+IMAGENET_WEIGHTS_PREFIXES = ("efficientnet-", "efficientnetv2-")
+NO_WEIGHTS = "none"
+
+
+def default_weights(backbone: str) -> str:
+    """What `--backbone-weights` means when not given: ImageNet weights where they are published."""
+    return "imagenet" if backbone.startswith(IMAGENET_WEIGHTS_PREFIXES) else NO_WEIGHTS
+
+
+def default_anchors(input_size: int) -> tuple[tuple[float, float], ...]:
+    """The default anchors file (YOLOv3's COCO anchors) scaled to `input_size`."""
+    values = [float(v) for v in DEFAULT_ANCHORS_FILE.read_text(encoding="utf-8").replace(",", " ").split()]
+    scale = input_size / ANCHORS_FILE_INPUT
+    return tuple((w * scale, h * scale) for w, h in zip(values[0::2], values[1::2], strict=True))
 
 
 @dataclass(frozen=True)
@@ -48,18 +66,21 @@ class ModelSpec:
     """Everything needed to rebuild a detector and read its outputs."""
 
     class_names: tuple[str, ...] = setting(help="class names", cli=False)
-    anchors: tuple[tuple[float, float], ...] = setting(help="w, h in input pixels, level-major", cli=False)
-    backbone: str = setting("efficientnet-b0", "efficientnet-b0…b7, efficientnet-lite0…lite4, "
-                            "efficientnetv2-b0…b3/s/m/l, shufflenetv2-x0.5…x2.0[-stemblock]")
-    neck: str = setting("yolov5", "YOLOv5 PAN (SPPF + C3) or YOLOv3 FPN", choices=NECKS)
+    anchors: tuple[tuple[float, float], ...] | None = setting(
+        None, "w, h in input pixels, level-major (default: model_data/yolo_anchors.txt scaled to the input size)",
+        cli=False)
+    backbone: str = setting(DEFAULT_BACKBONE, "efficientnet-b0…b7, efficientnet-lite0…lite4, "
+                            "efficientnetv2-b0…b3/s/m/l, shufflenetv2-x0.5…x2.0[-stemblock], cspdarknet-n…x")
+    neck: str = setting("yolov5", "YOLOv5 PAN (SPPF + C3), YOLOv3 FPN, or YOLOv7-tiny's (SPPCSPC-style pooling + "
+                                  "ELAN PAN)", choices=NECKS)
     input_size: int = setting(416, "square input size, a multiple of 32", minimum=32)
     neck_width: float | None = setting(None, "neck width multiple (default: per phi)", above=0)
     neck_depth: float | None = setting(None, "yolov5 C3 depth multiple (default: per phi)", above=0)
     head: str = setting("anchor", "anchor: YOLOv3/v5's anchor-based head; decoupled: YOLOv8's anchor-free head "
                                   "(separate box and class branches, DFL box distributions)", choices=HEADS)
-    assigner: str | None = setting(None, "target assignment and box parameterisation: anchor head v3 (best anchors, "
-                                         "centre cell) or v5 (anchor ratio < --anchor-t, centre + 2 neighbour "
-                                         "cells); decoupled head tal (task-aligned). Default: the head's first",
+    assigner: str | None = setting(None, "target assignment and box parameterisation: anchor head v5 (anchors whose "
+                                         "size ratio is under --anchor-t, centre + 2 neighbour cells; the default) "
+                                         "or v3 (the best anchor, centre cell); decoupled head tal (task-aligned)",
                                    choices=ASSIGNERS)
     reg_max: int = setting(16, "decoupled head: distance bins per box side (DFL)", minimum=2)
 
@@ -77,8 +98,9 @@ class ModelSpec:
         duplicates = sorted({name for name in self.class_names if self.class_names.count(name) > 1})
         if duplicates or not all(name.strip() for name in self.class_names):
             raise ConfigError("class_names", f"names must be distinct and not blank, got {list(self.class_names)}")
+        anchors = default_anchors(self.input_size) if self.anchors is None else self.anchors
         object.__setattr__(self, "anchors", tuple((round(float(w), 2), round(float(h), 2)) for w, h in
-                                                  np.reshape(self.anchors, (-1, 2))))
+                                                  np.reshape(anchors, (-1, 2))))
 
     @property
     def num_classes(self) -> int:
@@ -202,12 +224,24 @@ class TrainConfig:
     loss: LossConfig = setting(help="the loss", cli=False, factory=LossConfig)
     augment: AugmentConfig = setting(help="augmentation", cli=False, factory=AugmentConfig)
     close_mosaic: int = setting(10, "last epochs trained without mosaic and mixup", minimum=0)
+    progressive: bool = setting(False, "progressive learning (EfficientNetV2): train in stages from small images and "
+                                       "weak augmentation up to --input-size and the full augmentation")
+    progressive_stages: int = setting(4, "progressive learning: stages, each an equal share of the run", minimum=2)
+    progressive_min_size: int | None = setting(None, "progressive learning: the first stage's input size, a multiple "
+                                                     "of 32 (default: half --input-size)", minimum=32)
+    multi_scale: bool = setting(False, "each batch at a random size from 0.5 to 1.5 × --input-size, multiples of 32 "
+                                       "(YOLOv5's --multi-scale)")
     cache: str = setting("none", "ram: decode every training image once and keep it in memory (H×W×3 bytes each)",
                          choices=CACHES)
     strict: bool = setting(False, "stop on a bad sample (unparsable line, missing or corrupt image) instead of "
                                   "skipping it")
-    backbone_weights: str | None = setting(None, "imagenet (keras.applications download/cache) or a weights file "
-                                                 "(default: random init)")
+    backbone_weights: str | None = setting(None, "imagenet, none (random init, to train from scratch) or a weights "
+                                                 "file (default: imagenet where weights are published: EfficientNet "
+                                                 "V1, V2 and Lite; else none)")
+    init_model: str | None = setting(None, "start from this detector's network and weights (a .keras file or run "
+                                           "directory, e.g. a pruned model from prune.py) instead of building the "
+                                           "model spec's; its classes, head and input size must be the spec's",
+                                     metavar="PATH")
     freeze_backbone: bool = setting(False, "train only neck and head for the whole run (backbone weights and "
                                            "BatchNorm statistics stay fixed)")
     freeze_epochs: int | None = setting(None, f"first phase: this many epochs with the backbone frozen (then "
@@ -227,11 +261,15 @@ class TrainConfig:
         if self.model is None:
             raise ConfigError("model", "a run config needs a model (ModelSpec)")
         check_fields(self)
-        if self.backbone_weights is not None and self.backbone_weights.lower() in ("", "none"):
-            object.__setattr__(self, "backbone_weights", None)
-        # The optimizer's defaults, and the fine-tuning recipe when pretrained backbone weights are given and these
+        weights = self.backbone_weights
+        if weights is None:
+            weights = default_weights(self.model.backbone)
+        elif weights.strip().lower() in ("", NO_WEIGHTS):
+            weights = NO_WEIGHTS
+        object.__setattr__(self, "backbone_weights", weights)
+        # The optimizer's defaults, and the fine-tuning recipe when pretrained backbone weights are used and these
         # are left unset.
-        pretrained = self.backbone_weights is not None
+        pretrained = self.pretrained
         resolved = {"learning_rate": DEFAULT_LR[self.optimizer], "momentum": DEFAULT_MOMENTUM[self.optimizer],
                     "freeze_epochs": FINE_TUNE_FREEZE_EPOCHS if pretrained else 0, "ema": pretrained,
                     "freeze_backbone_bn": pretrained}
@@ -241,11 +279,29 @@ class TrainConfig:
         object.__setattr__(self, "loss", self.loss.for_head(self.model.head))
         if self.lr_limits is not None and not 0 < self.lr_limits[0] <= self.lr_limits[1]:
             raise ConfigError("lr_limits", f"must satisfy 0 < min ≤ max, got {list(self.lr_limits)}")
+        if self.progressive and self.multi_scale:
+            raise ConfigError("multi_scale", "progressive learning and multi-scale batches are two ways of choosing "
+                                             "the input size: give one")
+        low = self.progressive_min_size
+        if low is not None and (low % levels.max_stride() or low > self.model.input_size):
+            raise ConfigError("progressive_min_size", f"must be a multiple of {levels.max_stride()} up to the "
+                                                      f"input size {self.model.input_size}, got {low}")
+
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether the backbone starts from weights (ImageNet's or a file) rather than a random init."""
+        return self.backbone_weights != NO_WEIGHTS
+
+    @property
+    def initial_weights(self) -> str | None:
+        """The backbone weights to build with: None for a random init."""
+        return None if self.backbone_weights == NO_WEIGHTS else self.backbone_weights
 
 
 # What a run's resume state depends on (its variables and their shapes): fixed once a run has started.
-FIXED_ON_RESUME = ("model", "freeze_backbone", "freeze_epochs", "freeze_batch_size", "freeze_backbone_bn",
-                   "optimizer", "ema")
+FIXED_ON_RESUME = ("model", "init_model", "freeze_backbone", "freeze_epochs", "freeze_batch_size", "freeze_backbone_bn",
+                   "optimizer", "ema", "progressive", "progressive_stages", "progressive_min_size", "multi_scale")
 # Settings an earlier version kept at the top level, and the section that holds them now.
 MOVED_KEYS = {"ignore_threshold": "loss", "match_threshold": "loss", "anchor_t": "loss", "label_smoothing": "loss"}
 
@@ -291,8 +347,10 @@ def from_dict(data: dict) -> TrainConfig:
         if key in data:
             sections[section].setdefault(key, data.pop(key))
     reject_unknown(TrainConfig, data)
-    if "class_names" not in sections["model"] or "anchors" not in sections["model"]:
-        raise ValueError("the model needs class_names and anchors")
+    if "class_names" not in sections["model"]:
+        raise ValueError("the model needs class_names")
+    if "backbone_weights" in data and data["backbone_weights"] is None:
+        data["backbone_weights"] = NO_WEIGHTS  # an earlier version's null: a random init, not today's default
     nested = {name: build_checked(cls, sections[name], name)
               for name, cls in (("model", ModelSpec), ("loss", LossConfig), ("augment", AugmentConfig))}
     return build_checked(TrainConfig, {**data, **nested})

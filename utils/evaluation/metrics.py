@@ -84,6 +84,27 @@ def precision_recall_table(matching: Matching, num_classes: int, score_threshold
     return table
 
 
+F1_SCORES = np.round(np.arange(0.05, 0.951, 0.05), 2)  # the score thresholds the F1 curve is read at
+
+
+def mean_f1_by_score(matching: Matching, num_classes: int, thresholds: np.ndarray = F1_SCORES,
+                     iou_threshold: float = 0.5) -> np.ndarray:
+    """The mean over classes (with ground truth) of F1 at each score threshold."""
+    curve = []
+    for threshold in thresholds:
+        f1 = precision_recall_table(matching, num_classes, float(threshold), iou_threshold)[:, 2]
+        curve.append(float(np.nanmean(f1)) if not np.isnan(f1).all() else 0.0)
+    return np.asarray(curve)
+
+
+def best_f1_score(matching: Matching, num_classes: int, thresholds: np.ndarray = F1_SCORES) -> tuple[float, float]:
+    """(score threshold, mean F1) where the mean F1 over classes peaks on `thresholds` (the lowest of ties): a
+    prediction threshold that balances precision and recall on these images."""
+    curve = np.round(mean_f1_by_score(matching, num_classes, thresholds), 9)
+    best = int(np.argmax(curve))
+    return float(thresholds[best]), float(curve[best])
+
+
 def precision_recall_at(
     detections: list[Detections], ground_truth: list[np.ndarray], num_classes: int, score_threshold: float,
     iou_threshold: float = 0.5,
@@ -181,6 +202,7 @@ def evaluate_detections(
     extra = {f"{t:g}": nan_mean(ap_per_class(matching, matching.match(t), num_classes)) for t in voc_iou_thresholds}
     coco = coco_metrics(detections, ground_truth, num_classes, coco_engine)
     pr = precision_recall_table(matching, num_classes, pr_score)
+    best_score, best_f1 = best_f1_score(matching, num_classes)
     with_gt = ~np.isnan(pr[:, 0])
     gt_counts = matching.ground_truth.counts(num_classes)
     difficult_counts = np.bincount(matching.ground_truth.classes[matching.ground_truth.difficult],
@@ -195,6 +217,7 @@ def evaluate_detections(
         "precision": float(pr[with_gt, 0].mean()) if with_gt.any() else 0.0,
         "recall": float(pr[with_gt, 1].mean()) if with_gt.any() else 0.0,
         "f1": float(pr[with_gt, 2].mean()) if with_gt.any() else 0.0,
+        "best_f1": {"score": best_score, "f1": best_f1},
         "images": matching.num_images,
         "detections": len(matching.detections.scores),
         "per_class": {
@@ -229,5 +252,7 @@ def format_metrics_table(metrics: dict) -> str:
         *(f"mAP@{threshold} (VOC all-point): {value:.4f}" for threshold, value in metrics["voc_map"].items()),
         f"precision / recall at score ≥ {threshold:g} (mean over classes): {metrics['precision']:.4f} / "
         f"{metrics['recall']:.4f}",
+        f"best mean F1 {metrics['best_f1']['f1']:.4f} at score ≥ {metrics['best_f1']['score']:g} (a prediction "
+        f"threshold to consider: --score-threshold)",
     ]
     return "\n".join(rows)

@@ -14,14 +14,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from utils.evaluation.errors import DETECTION_KINDS, NOT_COUNTED  # noqa: E402
+from utils.inference.draw import format_score  # noqa: E402
 from utils.io.files import atomic_write  # noqa: E402
 from utils.ops.detections import Detections  # noqa: E402
 
 MAX_CURVE_POINTS = 400
-TRUE_BOX_BGR = (0, 200, 0)
-MISSED_BGR = (0, 90, 0)
-KIND_BGR = {"true_positive": (255, 140, 0), "duplicate": (0, 165, 255), "class_confusion": (255, 0, 255),
-            "localisation": (0, 255, 255), "background": (0, 0, 255)}
+# Okabe–Ito colours (told apart with every common colour-vision deficiency), as BGR: true boxes green, missed ones
+# vermillion and thick; detections blue when right, one colour per kind of mistake.
+TRUE_BOX_BGR = (115, 158, 0)
+MISSED_BGR = (0, 94, 213)
+KIND_BGR = {"true_positive": (178, 114, 0), "duplicate": (233, 180, 86), "class_confusion": (167, 121, 204),
+            "localisation": (0, 159, 230), "background": (0, 0, 0)}
+KIND_LABELS = {"true_positive": "true positive", "duplicate": "duplicate", "class_confusion": "class confusion",
+               "localisation": "localisation", "background": "background"}
+CONFUSION_NOTE = ("A box detected only as another class is counted in that class's column, not under missed;\n"
+                  "recall and the missed count of errors.png still count it as missed.")
 
 
 def save_figure(figure: plt.Figure, path: str | Path) -> None:
@@ -78,22 +85,25 @@ def plot_ap_bars(per_class: dict[str, dict], path: str | Path) -> None:
 
 
 def plot_confusion_matrix(confusion: np.ndarray, class_names: list[str], path: str | Path) -> None:
-    """Counts in each cell; colour is the share of each true class's row."""
+    """Counts in each cell; colour is the share of each true class's row; a note on how confusions count."""
     labels_true, labels_pred = [*class_names, "background"], [*class_names, "missed"]
     shares = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
-    size = 1.2 + 0.45 * len(labels_true)
-    figure, axis = plt.subplots(figsize=(size + 1.5, size))
+    side = max(4.5, 1.5 + 0.5 * len(labels_true))
+    font = 10 if len(labels_true) <= 12 else 7
+    figure, axis = plt.subplots(figsize=(side + 2.5, side + 1.2))
     image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     if len(labels_true) <= 30:
         for (row, column), count in np.ndenumerate(confusion):
             if count:
-                axis.text(column, row, str(count), ha="center", va="center", fontsize=7,
+                axis.text(column, row, str(count), ha="center", va="center", fontsize=font,
                           color="white" if shares[row, column] > 0.5 else "black")
     axis.set(xticks=range(len(labels_pred)), xticklabels=labels_pred, yticks=range(len(labels_true)),
-             yticklabels=labels_true, xlabel="predicted", ylabel="true", title="confusion matrix")
+             yticklabels=labels_true, xlabel="predicted class", ylabel="true class",
+             title="confusion matrix (IoU 0.5, detections at the report's score)")
     plt.setp(axis.get_xticklabels(), rotation=45, ha="right")
-    figure.colorbar(image, ax=axis, fraction=0.046, label="share of the true class")
-    figure.tight_layout()
+    figure.colorbar(image, ax=axis, fraction=0.046, label="share of the true class's row")
+    figure.text(0.02, 0.01, CONFUSION_NOTE, fontsize=8, va="bottom", color="0.3")
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
     save_figure(figure, path)
 
 
@@ -112,10 +122,11 @@ def plot_error_breakdown(counts: dict[str, int], path: str | Path) -> None:
 
 def draw_outcomes(image_bgr: np.ndarray, truth: np.ndarray, missed: np.ndarray, detections: Detections,
                   kinds: np.ndarray, class_names: list[str]) -> np.ndarray:
-    """True boxes in green (missed ones in dark green, thick); counted detections coloured by outcome
-    (`KIND_BGR`) with class and score."""
+    """True boxes in green (missed ones thick, vermillion); counted detections coloured by outcome (`KIND_BGR`),
+    each labelled with its class and score on a filled tag."""
     canvas = image_bgr.copy()
     thickness = max(1, round(min(canvas.shape[:2]) / 250))
+    font_scale = max(0.45, min(canvas.shape[:2]) / 800)
     for (x1, y1, x2, y2, *_), was_missed in zip(truth, missed, strict=True):
         colour, width = (MISSED_BGR, 3 * thickness) if was_missed else (TRUE_BOX_BGR, thickness)
         cv2.rectangle(canvas, (round(x1), round(y1)), (round(x2), round(y2)), colour, width)
@@ -125,42 +136,57 @@ def draw_outcomes(image_bgr: np.ndarray, truth: np.ndarray, missed: np.ndarray, 
             continue
         colour = KIND_BGR[DETECTION_KINDS[kind]]
         cv2.rectangle(canvas, (round(x1), round(y1)), (round(x2), round(y2)), colour, thickness)
-        cv2.putText(canvas, f"{class_names[int(class_id)]} {score:.2f}", (round(x1), max(round(y1) - 3, 10)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
+        draw_tag(canvas, f"{class_names[int(class_id)]} {format_score(float(score))}", (round(x1), round(y1)),
+                 colour, font_scale)
     return canvas
 
 
-def fit_tile(image_bgr: np.ndarray, size: int) -> np.ndarray:
-    """Scale into a size × size tile, keeping the aspect ratio (grey padding)."""
-    height, width = image_bgr.shape[:2]
-    scale = size / max(height, width)
-    resized = cv2.resize(image_bgr, (max(1, round(width * scale)), max(1, round(height * scale))))
-    tile = np.full((size, size, 3), 114, np.uint8)
-    tile[:resized.shape[0], :resized.shape[1]] = resized
-    return tile
+def draw_tag(canvas: np.ndarray, text: str, corner: tuple[int, int], colour: tuple[int, int, int],
+             font_scale: float) -> None:
+    """`text` on a filled tag of `colour` above `corner` (inside the image), in black or white, whichever reads."""
+    (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
+    x = min(max(corner[0], 0), max(canvas.shape[1] - width - 2, 0))
+    y = max(corner[1], height + baseline + 2)
+    cv2.rectangle(canvas, (x, y - height - baseline - 2), (x + width + 2, y), colour, -1)
+    ink = (0, 0, 0) if sum(colour) > 380 else (255, 255, 255)
+    cv2.putText(canvas, text, (x + 1, y - baseline - 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale, ink, 1, cv2.LINE_AA)
 
 
-def save_gallery(tiles: list[tuple[np.ndarray, str]], path: str | Path, tile_size: int = 360,
+def fit_width(image_bgr: np.ndarray, width: int) -> np.ndarray:
+    """Scale to `width` pixels wide, keeping the aspect ratio."""
+    height = max(1, round(image_bgr.shape[0] * width / image_bgr.shape[1]))
+    return cv2.resize(image_bgr, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def save_gallery(tiles: list[tuple[np.ndarray, str]], path: str | Path, tile_width: int = 480,
                  columns: int = 4) -> None:
-    """Tiles with a caption strip each, in a grid, plus a colour legend on the last row."""
+    """Tiles (each image at `tile_width`, its aspect kept) with a caption strip each, in rows, and a legend of
+    the colours below; a row as tall as its tallest image (white below shorter ones, none for equal sizes)."""
     if not tiles:
         return
-    caption_height = 22
-    cells = []
-    for image, caption in tiles:
-        cell = np.full((tile_size + caption_height, tile_size, 3), 255, np.uint8)
-        cell[caption_height:] = fit_tile(image, tile_size)
-        cv2.putText(cell, caption[:48], (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-        cells.append(cell)
-    columns = min(columns, len(cells))
-    cells += [np.full_like(cells[0], 255)] * (-len(cells) % columns)
-    grid = np.vstack([np.hstack(cells[i:i + columns]) for i in range(0, len(cells), columns)])
-    legend = np.full((26, grid.shape[1], 3), 255, np.uint8)
-    x = 4
-    for name, colour in [("true box", TRUE_BOX_BGR), ("missed box", MISSED_BGR), *KIND_BGR.items()]:
-        cv2.rectangle(legend, (x, 7), (x + 14, 19), colour, -1)
-        cv2.putText(legend, name, (x + 18, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-        x += 30 + 9 * len(name)
+    caption_height = 26
+    columns = min(columns, len(tiles))
+    rows = []
+    for start in range(0, len(tiles), columns):
+        images = [fit_width(image, tile_width) for image, _ in tiles[start:start + columns]]
+        row_height = max(image.shape[0] for image in images)
+        cells = []
+        for image, (_, caption) in zip(images, tiles[start:start + columns], strict=True):
+            cell = np.full((caption_height + row_height, tile_width, 3), 255, np.uint8)
+            cell[caption_height:caption_height + image.shape[0]] = image
+            cv2.putText(cell, caption[:56], (4, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+            cells.append(cell)
+        cells += [np.full_like(cells[0], 255)] * (columns - len(cells))
+        rows.append(np.hstack(cells))
+    grid = np.vstack(rows)
+    legend = np.full((32, grid.shape[1], 3), 255, np.uint8)
+    x = 6
+    entries = [("true box", TRUE_BOX_BGR, 2), ("missed box", MISSED_BGR, 5)] + [
+        (KIND_LABELS[kind], colour, 2) for kind, colour in KIND_BGR.items()]
+    for name, colour, width in entries:
+        cv2.rectangle(legend, (x, 8), (x + 22, 24), colour, width)
+        cv2.putText(legend, name, (x + 28, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        x += 44 + cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0]
     image = np.vstack([grid, legend])
 
     def write(tmp: Path) -> None:

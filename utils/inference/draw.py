@@ -21,6 +21,11 @@ def class_colours(num_classes: int) -> list[tuple[int, int, int]]:
     return colours
 
 
+def format_score(score: float) -> str:
+    """A score for a label: two decimals, or two significant digits below 0.01 (0.0034, not 0.00)."""
+    return f"{score:.2f}" if score >= 0.01 else f"{score:.2g}"
+
+
 def draw_detections(image_bgr: np.ndarray, detections: Detections, class_names: list[str]) -> np.ndarray:
     """A copy of `image_bgr` with every detection drawn; line width and font scale follow the image size."""
     canvas = image_bgr.copy()
@@ -32,7 +37,7 @@ def draw_detections(image_bgr: np.ndarray, detections: Detections, class_names: 
         colour = colours[int(class_id)]
         top_left, bottom_right = (int(round(x1)), int(round(y1))), (int(round(x2)), int(round(y2)))
         cv2.rectangle(canvas, top_left, bottom_right, colour, thickness)
-        label = f"{class_names[int(class_id)]} {score:.2f}"
+        label = f"{class_names[int(class_id)]} {format_score(float(score))}"
         (text_w, text_h), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
         text_y = max(top_left[1], text_h + baseline)
         cv2.rectangle(canvas, (top_left[0], text_y - text_h - baseline), (top_left[0] + text_w, text_y), colour, -1)

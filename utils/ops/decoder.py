@@ -27,7 +27,7 @@ class Decoder:
 
     anchors: tuple[tuple[float, float], ...]  # (L·A) w, h in input pixels, level-major, small to large; () for dfl
     input_hw: tuple[int, int]
-    box_coding: str = "v3"  # the head's box parameterisation: v3 | v5 (anchor head), dfl (anchor-free head)
+    box_coding: str = "v5"  # the head's box parameterisation: v3 | v5 (anchor head), dfl (anchor-free head)
     settings: DetectConfig = DetectConfig()
     class_ids: tuple[int, ...] | None = None
     reg_max: int = DEFAULT_REG_MAX  # dfl: distance bins per box side

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -21,6 +22,8 @@ from utils.evaluation.evaluate import evaluate_model
 from utils.io.files import atomic_write, atomic_write_json
 from utils.training.ema import WeightAverage, averaged
 from utils.training.plots import plot_training
+from utils.training.progress import RunProgress
+from utils.training.stages import stage_for
 from utils.training.time_budget import EpochPlan
 
 EVALUATION_BATCH = field_default(DetectConfig, "batch_size")
@@ -167,34 +170,53 @@ class MapEvaluation(keras.callbacks.Callback):
 
 
 class TrainingPlot(keras.callbacks.Callback):
-    """Redraw the loss/mAP plot from the CSV log after every epoch (place after the CSVLogger)."""
+    """Redraw the loss/mAP plot from the CSV log after every epoch (place after the CSVLogger), with the epochs
+    where the run changed marked: `markers()` gives them as they stand (label → first epoch)."""
 
-    def __init__(self, csv_path: str | Path, png_path: str | Path) -> None:
+    def __init__(self, csv_path: str | Path, png_path: str | Path,
+                 markers: Callable[[], dict[str, int]] | None = None) -> None:
         super().__init__()
-        self.csv_path, self.png_path = Path(csv_path), Path(png_path)
+        self.csv_path, self.png_path, self.markers = Path(csv_path), Path(png_path), markers
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.csv_path.is_file():
-            plot_training(self.csv_path, self.png_path)
+            plot_training(self.csv_path, self.png_path, self.markers() if self.markers else None)
 
 
 class CloseMosaic(keras.callbacks.Callback):
     """Turn mosaic and mixup off for the last `close_epochs` epochs of `plan` by setting the pipeline's switch
-    variable (a time budget moving the plan's end moves them too).
+    variable. Decided once: under a time budget the plan's end can move after the switch (epochs without mosaic are
+    faster), and mosaic stays off (`progress.mosaic_closed_at`).
 
     The pipeline reads the variable per sample, so batches already prefetched when the switch flips (a few at most)
     still follow the old setting.
     """
 
-    def __init__(self, switch: tf.Variable, plan: EpochPlan, close_epochs: int) -> None:
+    def __init__(self, switch: tf.Variable, plan: EpochPlan, close_epochs: int, progress: RunProgress) -> None:
         super().__init__()
-        self.switch, self.plan, self.close_epochs = switch, plan, close_epochs
+        self.switch, self.plan, self.close_epochs, self.progress = switch, plan, close_epochs, progress
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        enabled = 0.0 if epoch >= self.plan.end_epoch - self.close_epochs else 1.0
+        closed_at = self.progress.mosaic_closed_at
+        if closed_at is None and self.close_epochs and epoch >= self.plan.end_epoch - self.close_epochs:
+            closed_at = self.progress.mosaic_closed_at = epoch
+        enabled = 0.0 if closed_at is not None and epoch >= closed_at else 1.0
         if float(self.switch.numpy()) != enabled:
             print(f"\nepoch {epoch + 1}: mosaic and mixup {'on' if enabled else 'off'} from here")
         self.switch.assign(enabled)
+
+
+class StageEnd(keras.callbacks.Callback):
+    """End the current fit after the epoch when the next one belongs to a later progressive stage, by the plan as
+    it stands then (place after the time budget, which moves the plan)."""
+
+    def __init__(self, stages: list, plan: EpochPlan, progress: RunProgress) -> None:
+        super().__init__()
+        self.stages, self.plan, self.progress = stages, plan, progress
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if stage_for(self.stages, epoch + 1, self.plan.end_epoch, self.progress.stage) > self.progress.stage:
+            self.model.stop_training = True
 
 
 class SkippedSamplesReport(keras.callbacks.Callback):

@@ -16,10 +16,11 @@ import tensorflow as tf
 
 from nets.detector import YoloDetector
 from nets.yolo import build_yolo, freeze_backbone
-from utils.config.run_config import LR_LIMITS, TrainConfig, save_config
+from utils.config.run_config import LR_LIMITS, AugmentConfig, TrainConfig, save_config
 from utils.data.annotations import check_class_ids, read_annotations
 from utils.data.pipeline import build_dataset
 from utils.data.sample_check import split_readable, unusable_reasons, usable_annotations
+from utils.inference.loading import load_keras_detector
 from utils.io.files import atomic_write_text
 from utils.training.callbacks import (
     AtomicBackupAndRestore,
@@ -29,6 +30,7 @@ from utils.training.callbacks import (
     LearningRateLog,
     MapEvaluation,
     SkippedSamplesReport,
+    StageEnd,
     TrainingPlot,
     resumed_epoch,
 )
@@ -36,24 +38,50 @@ from utils.training.distribute import build_on_local_batch, make_strategy, set_p
 from utils.training.ema import WeightAverage, ramp_updates
 from utils.training.manifest import write_manifest
 from utils.training.optimizers import CoupledDecaySGD, PerVariableStepAdam
+from utils.training.progress import ProgressCheckpoint, RunProgress
 from utils.training.run_directory import check_run_directory, remove_interrupted_writes, resume_command
+from utils.training.sample_sheet import save_sample_sheet
 from utils.training.schedules import WarmupDecay, scaled_learning_rate
+from utils.training.stages import Stage, multi_scale_batches, set_drop_connect, stage_end, stage_for, training_stages
 from utils.training.time_budget import EpochPlan, TimeBudget
 
 # Total steps below which an optimizer rarely converges from scratch (the efficientnet-yolo3-keras guidance).
 RECOMMENDED_STEPS = {"sgd": 50_000, "adam": 15_000, "adamw": 15_000}
 
+SAMPLE_SHEET = "augmented_samples.jpg"
+
 log = logging.getLogger(__name__)
 
 
-def build_model_for(config: TrainConfig) -> YoloDetector:
-    """The run's detector: its network with the class names, anchors and box coding of `config.model`."""
+def build_model_for(config: TrainConfig, any_size: bool = False) -> YoloDetector:
+    """The run's detector: its network with the class names, anchors and box coding of `config.model`.
+    `any_size`: a network that takes inputs of any size (progressive and multi-scale training), letterboxing to
+    `input_size` for inference."""
     spec = config.model
-    network = build_yolo(spec.backbone, spec.neck, spec.num_classes, input_shape=spec.input_shape,
-                         backbone_weights=config.backbone_weights, neck_width=spec.neck_width,
-                         neck_depth=spec.neck_depth, head=spec.head, reg_max=spec.reg_max)
+    if config.init_model:
+        return detector_from(config.init_model, spec)
+    input_shape = (None, None, 3) if any_size else spec.input_shape
+    network = build_yolo(spec.backbone, spec.neck, spec.num_classes, input_shape=input_shape,
+                         backbone_weights=config.initial_weights, neck_width=spec.neck_width,
+                         neck_depth=spec.neck_depth, head=spec.head, reg_max=spec.reg_max,
+                         prior_size=spec.input_size)
     anchors = () if spec.head == "decoupled" else spec.anchor_array()
-    return YoloDetector.from_network(network, spec.class_names, anchors, spec.box_coding, reg_max=spec.reg_max)
+    return YoloDetector.from_network(network, spec.class_names, anchors, spec.box_coding, reg_max=spec.reg_max,
+                                     input_hw=(spec.input_size, spec.input_size))
+
+
+def detector_from(source: str, spec) -> YoloDetector:
+    """The network and weights of an existing detector (`--init-model`), checked against the run's model spec."""
+    found = load_keras_detector(source)
+    differences = [what for what, ours, theirs in (
+        ("classes", tuple(spec.class_names), found.class_names), ("box coding", spec.box_coding,
+                                                                   found.decoder.box_coding),
+        ("input size", (spec.input_size, spec.input_size), found.input_hw)) if ours != theirs]
+    if differences:
+        raise ValueError(f"--init-model {source}: its {', '.join(differences)} differ from the run's model spec")
+    network = keras.Model(found.inputs, found.outputs, name=found.name)
+    return YoloDetector.from_network(network, spec.class_names, found.decoder.anchors, spec.box_coding,
+                                     reg_max=found.decoder.reg_max, input_hw=found.input_hw)
 
 
 def compile_detector(model: YoloDetector, config: TrainConfig, optimizer: keras.optimizers.Optimizer) -> None:
@@ -116,7 +144,7 @@ def warn_if_too_short(config: TrainConfig, total_steps: int) -> None:
     """Warn when a from-scratch run plans far fewer steps than its optimizer usually needs (not for fine-tuning
     or a time budget, where the length is chosen otherwise)."""
     wanted = RECOMMENDED_STEPS[config.optimizer]
-    if config.backbone_weights is None and config.time_limit is None and total_steps < wanted // 2:
+    if not config.pretrained and config.time_limit is None and total_steps < wanted // 2:
         log.warning("%d training steps planned over %d epochs; %s usually needs about %d from scratch: consider "
                     "about %d epochs, or pretrained backbone weights", total_steps, config.epochs, config.optimizer,
                     wanted, math.ceil(wanted * config.epochs / total_steps))
@@ -204,14 +232,38 @@ def steps_until(phases: list[Phase], steps: list[int], end_epoch: int) -> int:
                for phase, n in zip(phases, steps, strict=True))
 
 
+def change_markers(config: TrainConfig, progress: RunProgress, stages: list[Stage], plan: EpochPlan
+                   ) -> dict[str, int]:
+    """The epochs where the run changed, for the training plot: the backbone unfrozen, mosaic off, each stage."""
+    markers = {}
+    if config.freeze_epochs and not config.freeze_backbone:
+        markers["backbone unfrozen"] = config.freeze_epochs
+    if progress.mosaic_closed_at is not None:
+        markers["mosaic and mixup off"] = progress.mosaic_closed_at
+    for stage in stages[1:]:
+        markers[f"stage {stage.index + 1}: {stage.input_size}²"] = stage_end(stages, stage.index - 1, plan.end_epoch)
+    return markers
+
+
+def write_sample_sheet(data: tf.data.Dataset, config: TrainConfig, augment: AugmentConfig, run_dir: Path,
+                       dropped_boxes: tf.Variable) -> None:
+    """`augmented_samples.jpg`: up to eight samples of the run's first batch, as augmentation made them."""
+    counted = int(dropped_boxes.numpy())
+    images, boxes = next(iter(data.take(1)))
+    dropped_boxes.assign(counted)  # this look is not training: its cut boxes are not counted
+    save_sample_sheet(images.numpy()[:8], boxes.numpy()[:8], list(config.model.class_names), augment,
+                      run_dir / SAMPLE_SHEET)
+
+
 def train_callbacks(config: TrainConfig, run_dir: Path, map_evaluation: MapEvaluation, skipped,
-                    mosaic_switch: tf.Variable, plan: EpochPlan, average: WeightAverage | None = None,
-                    budget: TimeBudget | None = None, dropped_boxes: tf.Variable | None = None
-                    ) -> list[keras.callbacks.Callback]:
+                    mosaic_switch: tf.Variable, plan: EpochPlan, progress: RunProgress, stages: list[Stage],
+                    average: WeightAverage | None = None, budget: TimeBudget | None = None,
+                    dropped_boxes: tf.Variable | None = None) -> list[keras.callbacks.Callback]:
     csv_path = run_dir / "training_log.csv"
     callbacks = [EpochTimer()]  # first: the time of the steps alone
     callbacks += [budget] if budget else []  # then the budget: the epochs after it see this epoch's new plan
-    callbacks += [CloseMosaic(mosaic_switch, plan, config.close_mosaic)] if (
+    callbacks += [StageEnd(stages, plan, progress)] if len(stages) > 1 else []
+    callbacks += [CloseMosaic(mosaic_switch, plan, config.close_mosaic, progress)] if (
         config.augment.mosaic or config.augment.mixup) else []
     callbacks += [average] if average else []  # updated after every batch, before any epoch-end callback reads it
     return callbacks + [
@@ -221,9 +273,10 @@ def train_callbacks(config: TrainConfig, run_dir: Path, map_evaluation: MapEvalu
         LearningRateLog(),
         keras.callbacks.CSVLogger(str(csv_path), append=True),
         LastCheckpoint(run_dir / "last.keras", average),
+        ProgressCheckpoint(progress, run_dir / "resume"),
         # After the CSV row: a kill between the two repeats that epoch, and the row is dropped on resume.
         AtomicBackupAndRestore(str(run_dir / "resume"), average=average, delete_checkpoint=False),
-        TrainingPlot(csv_path, run_dir / "training.png"),
+        TrainingPlot(csv_path, run_dir / "training.png", lambda: change_markers(config, progress, stages, plan)),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
     ]
 
@@ -267,8 +320,9 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, r
     total_steps = steps_until(phases, steps, config.epochs)
     warn_if_too_short(config, total_steps)
     frozen_steps = (phases[0].end_epoch * steps[0]) if config.freeze_epochs else 0
+    stages = training_stages(config)
     with strategy.scope():  # built before anything is written: a failed weights load leaves no run behind
-        model = build_model_for(config)
+        model = build_model_for(config, any_size=len(stages) > 1 or config.multi_scale)
         schedule = make_schedule(config, total_steps, int(config.warmup_epochs * steps[0]), frozen_steps,
                                  phases[0].batch_size)
         optimizer = optimizer_with(config, schedule)
@@ -281,11 +335,19 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, r
         print(f"resuming {run_dir} after epoch {start_epoch} of {config.epochs}")
     build_on_local_batch(model, strategy)  # once: it wraps the model's own methods, which compile leaves alone
     average = WeightAverage(ema_momentum(config, total_steps), ramp_updates(total_steps)) if config.ema else None
+    progress = RunProgress.load(run_dir / "resume", start_epoch)
+    if progress.decay_total is not None:
+        schedule.restore(progress.decay_total, (progress.decay_anchor_step, progress.decay_anchor_progress))
+    if average is not None and progress.ema_momentum is not None:
+        average.replan(progress.ema_momentum, progress.ema_tau)
     write_manifest(config, run_dir / "manifest.json", {
         "peak_learning_rate": peak_learning_rate(config), "steps_per_epoch": steps[-1], "total_steps": total_steps,
         "phases": [{**asdict(phase), "steps_per_epoch": n,
                     "peak_learning_rate": peak_learning_rate(config, phase.batch_size)}
                    for phase, n in zip(phases, steps, strict=True)],
+        "stages": [{"input_size": stage.input_size, "mosaic": stage.augment.mosaic, "mixup": stage.augment.mixup,
+                    "scale": [stage.augment.scale_min, stage.augment.scale_max],
+                    "drop_connect_scale": stage.drop_connect_scale} for stage in stages],
         "ema_momentum": average.momentum if average else None, "ema_ramp_updates": average.tau if average else None,
         "precision": precision, "replicas": strategy.num_replicas_in_sync, "strategy": strategy_name(strategy),
         "start_epoch": start_epoch})
@@ -293,10 +355,14 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, r
     budget = None
     if config.time_limit is not None:
         def replan(end_epoch: int) -> None:
+            """A new end: the decay continues smoothly to it; the weight average keeps its first plan."""
             planned = steps_until(phases, steps, end_epoch)
-            schedule.replan(max(planned, 1))
-            if average is not None and config.ema_momentum is None:
+            schedule.replan(max(planned, 1), at_step=int(optimizer.iterations.numpy()))
+            progress.decay_total = schedule.total_steps
+            progress.decay_anchor_step, progress.decay_anchor_progress = schedule.anchor
+            if average is not None and config.ema_momentum is None and progress.ema_momentum is None:
                 average.replan(ema_momentum(config, planned), ramp_updates(planned))
+                progress.ema_momentum, progress.ema_tau = average.momentum, average.tau
 
         budget = TimeBudget(config.time_limit * 60, plan, config.epochs, start_epoch, replan,
                             run_dir / "resume" / "time_budget.json")
@@ -304,24 +370,35 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, r
                                    batch_size=config.eval_batch_size, patience=config.patience, average=average)
     mosaic_switch = tf.Variable(1.0, trainable=False, name="mosaic_enabled")
     dropped_boxes = tf.Variable(0, trainable=False, dtype=tf.int64, name="dropped_boxes")
-    for phase, steps_per_epoch in zip(phases, steps, strict=True):
-        if phase.end_epoch <= start_epoch or map_evaluation.stopped or (budget and budget.exhausted):
-            continue
-        first_epoch = max(phase.first_epoch, start_epoch)
-        freeze_backbone(model, phase.frozen, config.freeze_backbone_bn)
-        with strategy.scope():
-            compile_detector(model, config, optimizer)
-        data = build_dataset(train_annotations, (spec.input_size, spec.input_size), phase.batch_size, training=True,
-                             augment=config.augment, seed=config.seed, max_boxes=config.max_boxes,
-                             cache=config.cache, mosaic_enabled=mosaic_switch, start_epoch=first_epoch,
+    epoch, compiled_for = start_epoch, None
+    while epoch < plan.end_epoch and not map_evaluation.stopped and not (budget and budget.exhausted):
+        # A segment: epochs of one phase (frozen or not) and one stage (input size, augmentation), one fit.
+        index = next(i for i, phase in enumerate(phases) if phase.first_epoch <= epoch < phase.end_epoch)
+        phase, steps_per_epoch = phases[index], steps[index]
+        progress.stage = stage_for(stages, epoch, plan.end_epoch, progress.stage)
+        stage = stages[progress.stage]
+        end = min(phase.end_epoch, stage_end(stages, stage.index, plan.end_epoch))
+        if compiled_for != (index, stage.index):
+            freeze_backbone(model, phase.frozen, config.freeze_backbone_bn)
+            set_drop_connect(model, stage.drop_connect_scale)
+            with strategy.scope():
+                compile_detector(model, config, optimizer)
+            compiled_for = (index, stage.index)
+        data = build_dataset(train_annotations, (stage.input_size, stage.input_size), phase.batch_size,
+                             training=True, augment=stage.augment, seed=config.seed, max_boxes=config.max_boxes,
+                             cache=config.cache, mosaic_enabled=mosaic_switch, start_epoch=epoch,
                              dropped_boxes=dropped_boxes)
-        if len(phases) > 1:
-            print(f"epochs {first_epoch + 1}–{phase.end_epoch}: batch {phase.batch_size}, backbone "
-                  f"{'frozen' if phase.frozen else 'trained'}")
-        history = model.fit(data, initial_epoch=first_epoch, epochs=phase.end_epoch,
-                            steps_per_epoch=steps_per_epoch, shuffle=False,
-                            callbacks=train_callbacks(config, run_dir, map_evaluation, skipped, mosaic_switch,
-                                                      plan, average, budget, dropped_boxes),
+        if config.multi_scale:
+            data = multi_scale_batches(data, spec.input_size, config.seed, first_batch=epoch * steps_per_epoch)
+        if epoch == 0:
+            write_sample_sheet(data, config, stage.augment, run_dir, dropped_boxes)
+        if len(phases) > 1 or len(stages) > 1:
+            print(f"epochs {epoch + 1}–{end}: batch {phase.batch_size}, backbone "
+                  f"{'frozen' if phase.frozen else 'trained'}"
+                  + (f", stage {stage.index + 1} of {len(stages)}: {stage.input_size}²" if len(stages) > 1 else ""))
+        history = model.fit(data, initial_epoch=epoch, epochs=end, steps_per_epoch=steps_per_epoch, shuffle=False,
+                            callbacks=train_callbacks(config, run_dir, map_evaluation, skipped, mosaic_switch, plan,
+                                                      progress, stages, average, budget, dropped_boxes),
                             verbose=1 if sys.stdout.isatty() else 2)  # a progress bar on a terminal
         losses = history.history.get("loss", [])
         if losses and not math.isfinite(losses[-1]):
@@ -330,4 +407,7 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, r
                 f"training loss became {losses[-1]} in epoch {done + 1}; stopped. The state after epoch {done} is "
                 f"saved in {run_dir / 'resume'}: fix the cause (a lower --lr, --clip-norm, the data) and continue "
                 f"with --resume {run_dir} [changed flags]")
+        if not history.epoch:  # nothing trained (the plan ended at this epoch)
+            break
+        epoch = history.epoch[-1] + 1
     return map_evaluation.last_metrics or {}
