@@ -16,8 +16,8 @@ Example:
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -42,15 +42,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run(*command: str) -> None:
-    subprocess.run([sys.executable, *command], check=True, cwd=ROOT)
+def run(script: str, *arguments: str) -> None:
+    """One of the project's scripts (`get_map`, `prune`, `train`, `predict`) in this process: TensorFlow loads once."""
+    if importlib.import_module(script).main(list(arguments)) != 0:
+        raise RuntimeError(f"{script}.py {' '.join(arguments)} failed")
 
 
 def scored(model: Path, val: str, out_dir: Path) -> dict:
     """get_map.py's metrics of `model` on `val` (computed once)."""
     metrics = out_dir / "metrics.json"
     if not metrics.is_file():
-        run(str(ROOT / "get_map.py"), "--model", str(model), "--annotations", val, "--out-dir", str(out_dir),
+        run("get_map", "--model", str(model), "--annotations", val, "--out-dir", str(out_dir),
             "--no-plots")
     return json.loads(metrics.read_text())
 
@@ -67,7 +69,7 @@ def deployed(model: Path, out: Path, runs: int, runtimes: list[str]) -> dict:
         suffix, fmt, _ = RUNTIMES[runtime]
         path = out / f"model.{suffix}"
         if not path.is_file():
-            run(str(ROOT / "predict.py"), "export", "--model", str(model), "--format", fmt, "--output", str(path),
+            run("predict", "export", "--model", str(model), "--format", fmt, "--output", str(path),
                 "--no-check")
         (timing,) = detector_latency(runtime, ExportedDetector(path), [1], runs=runs)
         figures[f"{runtime}_ms"] = timing.median_ms
@@ -90,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         name = f"pruned{round(ratio * 100)}"
         pruned = out / f"{name}.keras"
         if not pruned.is_file():
-            run(str(ROOT / "prune.py"), "--run-dir", str(source), "--ratio", str(ratio), "--output", str(pruned))
+            run("prune", "--run-dir", str(source), "--ratio", str(ratio), "--output", str(pruned))
         before = scored(pruned, args.val, out / name / "map_before_fine_tuning")
         tuned = out / name / "run"
         if not (tuned / "best.keras").is_file():
-            run(str(ROOT / "train.py"), "--config", str(source / "config.json"), "--init-model", str(pruned),
+            run("train", "--config", str(source / "config.json"), "--init-model", str(pruned),
                 "--freeze-epochs", "0", "--epochs", "300", "--time-limit", str(args.fine_tune_minutes),
                 "--run-dir", str(tuned))
         after = scored(tuned / "best.keras", args.val, out / name / "map")

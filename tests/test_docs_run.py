@@ -3,8 +3,9 @@ sandbox folder laid out as the docs assume (generated photos where the docs name
 list), so a reader copying them gets what the docs promise.
 
 Run by `make docs-check` (about ten minutes on two CPU cores), not by `make test`: the suite's fast docs test
-parses every command and import instead. Two kinds of change keep it that short, and only these: `--epochs N`
-runs at most `MAX_EPOCHS`, `--time-limit M` at most `MAX_MINUTES`. Commands that set up an environment (`pip`,
+parses every command and import instead. Three kinds of change keep it that short, and only these: `--epochs N`
+runs at most `MAX_EPOCHS`, `--time-limit M` at most `MAX_MINUTES`, and an export that names no score threshold
+exports at `SHORT_RUN_SCORE` (its check needs detections, and a model trained for a minute scores low). Commands that set up an environment (`pip`,
 `venv`, `make`), need a second machine (`TF_CONFIG`) or time a benchmark (`benchmarks/`, covered by the suite's
 smoke test) are listed as skipped, not run.
 """
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.docs_run
 HOW_TO = ["README.md", "data.md", "training.md", "inference.md", "evaluation.md", "models.md", "troubleshooting.md"]
 MAX_EPOCHS = 12
 MAX_MINUTES = 1.5
+SHORT_RUN_SCORE = "0.01"
 PROJECT = ["nets", "utils", "model_data", "train.py", "predict.py", "get_map.py", "voc_annotation.py",
            "convert_annotations.py", "kmeans_for_anchors.py", "summary.py", "synthetic_data.py", "prune.py"]
 SHAPES = ("circle", "square", "triangle")
@@ -48,8 +50,11 @@ def skip_reason(command: Command) -> str | None:
 
 
 def shortened(words: list[str]) -> list[str]:
-    """At most MAX_EPOCHS epochs and MAX_MINUTES of budget; everything else as written."""
+    """At most MAX_EPOCHS epochs and MAX_MINUTES of budget, exports at SHORT_RUN_SCORE unless the command sets a
+    threshold; everything else as written."""
     out = list(words)
+    if "predict.py" in out and "export" in out and not {"--score-threshold", "--conf"} & set(out):
+        out += ["--score-threshold", SHORT_RUN_SCORE]
     for index, word in enumerate(out[:-1]):
         if word == "--epochs":
             out[index + 1] = str(min(int(out[index + 1]), MAX_EPOCHS))

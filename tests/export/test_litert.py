@@ -12,6 +12,7 @@ from tests.conftest import write_image
 from tests.scripts.test_predict_modes import tiny_run  # noqa: F401  (module fixture shared with the other export tests)
 
 
+@pytest.mark.slow
 def test_litert_export_matches_and_runs_in_predict_and_get_map(tiny_run, tmp_path, capsys):  # noqa: F811
     images = [str(write_image(tmp_path / f"{i}.jpg", 60 + 8 * i, 80, seed=i)) for i in range(3)]
     out = tmp_path / "model.tflite"
@@ -50,6 +51,7 @@ def export_map(printed: str) -> float:
     return float(re.search(r"export (\d\.\d+) /", printed).group(1))
 
 
+@pytest.mark.slow
 def test_quantized_litert_exports_keep_the_keras_detections(tiny_run, tmp_path, capsys):  # noqa: F811
     images = [str(write_image(tmp_path / "calib" / f"{i}.jpg", 60 + 8 * i, 80, seed=i)) for i in range(6)]
     calibration = tmp_path / "calibration.txt"

@@ -191,6 +191,7 @@ def test_export_refuses_a_vacuous_check_and_an_unwritable_path_before_converting
                       str(blocker / "model.onnx"), "--check-images", *images])
 
 
+@pytest.mark.slow
 def test_onnx_export_runs_in_onnx_runtime_and_matches(tiny_run, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     images = [str(write_image(tmp_path / f"{i}.jpg", 60, 80, seed=i)) for i in range(2)]
