@@ -5,9 +5,9 @@ list), so a reader copying them gets what the docs promise.
 Run by `make docs-check` (about ten minutes on two CPU cores), not by `make test`: the suite's fast docs test
 parses every command and import instead. Three kinds of change keep it that short, and only these: `--epochs N`
 runs at most `MAX_EPOCHS`, `--time-limit M` at most `MAX_MINUTES`, and an export that names no score threshold
-exports at `SHORT_RUN_SCORE` (its check needs detections, and a model trained for a minute scores low). Commands that set up an environment (`pip`,
-`venv`, `make`), need a second machine (`TF_CONFIG`) or time a benchmark (`benchmarks/`, covered by the suite's
-smoke test) are listed as skipped, not run.
+exports at `SHORT_RUN_SCORE` (its check needs detections, and a model trained for a minute scores low). Commands
+that set up an environment (`pip`, `venv`, `make`), need a second machine (`TF_CONFIG`) or time a benchmark
+(`benchmarks/`, covered by the suite's smoke test) are listed as skipped, not run.
 """
 
 from __future__ import annotations
