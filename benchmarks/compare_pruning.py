@@ -35,7 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--val", required=True, help="annotation lines every model is scored on")
     parser.add_argument("--out", required=True, help="pruned models, their runs and exports go here")
     parser.add_argument("--ratios", type=float, nargs="+", default=[0.25, 0.5])
-    parser.add_argument("--fine-tune-minutes", type=float, default=10.0)
+    parser.add_argument("--fine-tune-minutes", type=float, default=10.0,
+                        help="training budget of each pruned model's fine-tune (0: time the pruned models as cut)")
     parser.add_argument("--latency-runs", type=int, default=30)
     parser.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=list(RUNTIMES),
                         help="the exports each model is timed in")
@@ -94,16 +95,19 @@ def main(argv: list[str] | None = None) -> int:
         if not pruned.is_file():
             run("prune", "--run-dir", str(source), "--ratio", str(ratio), "--output", str(pruned))
         before = scored(pruned, args.val, out / name / "map_before_fine_tuning")
-        tuned = out / name / "run"
-        if not (tuned / "best.keras").is_file():
-            run("train", "--config", str(source / "config.json"), "--init-model", str(pruned),
-                "--freeze-epochs", "0", "--epochs", "300", "--time-limit", str(args.fine_tune_minutes),
-                "--run-dir", str(tuned))
-        after = scored(tuned / "best.keras", args.val, out / name / "map")
-        epochs = len((tuned / "training_log.csv").read_text().strip().splitlines()) - 1
-        rows.append({"model": f"pruned {ratio:.0%}, fine-tuned {epochs} epochs", "ratio": ratio, **after,
+        final, label = pruned, f"pruned {ratio:.0%}, not fine-tuned"
+        if args.fine_tune_minutes > 0:
+            tuned = out / name / "run"
+            if not (tuned / "best.keras").is_file():
+                run("train", "--config", str(source / "config.json"), "--init-model", str(pruned),
+                    "--freeze-epochs", "0", "--epochs", "300", "--time-limit", str(args.fine_tune_minutes),
+                    "--run-dir", str(tuned))
+            epochs = len((tuned / "training_log.csv").read_text().strip().splitlines()) - 1
+            final, label = tuned / "best.keras", f"pruned {ratio:.0%}, fine-tuned {epochs} epochs"
+        after = before if final == pruned else scored(final, args.val, out / name / "map")
+        rows.append({"model": label, "ratio": ratio, **after,
                      "map50_before": before["map50"], "map50_95_before": before["map50_95"],
-                     **deployed(tuned / "best.keras", out / name, args.latency_runs, args.runtimes)})
+                     **deployed(final, out / name, args.latency_runs, args.runtimes)})
     (out / "results.json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     print(format_table(rows, args.runtimes))
     return 0
