@@ -27,7 +27,7 @@ demo: $(VENV)/.installed
 	@$(PY) -c "import json; m = json.load(open('$(DEMO_RUN)/map/metrics.json')); print(f'demo: validation mAP@0.5 = {m[\"map50\"]:.3f}, mAP@[.5:.95] = {m[\"map50_95\"]:.3f}; annotated prediction: $(DEMO_RUN)/prediction.png')"
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 3 --dist loadgroup
 
 docs-check: $(VENV)/.installed
 	$(PY) -m pytest -m docs_run -s tests/test_docs_run.py

@@ -21,7 +21,7 @@ def benchmark(name: str):
     return importlib.import_module(f"benchmarks.{name}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_set(tmp_path_factory) -> Path:
     """A generated VOC folder of 12 images and its annotation lines as `trainval.txt` and `test.txt`."""
     import voc_annotation
@@ -100,9 +100,10 @@ def test_peer_yolov8n_step_runs(capsys):
     assert "median" in capsys.readouterr().out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def compared_runs(tiny_set, tmp_path_factory) -> tuple[Path, str]:
-    """compare_runs.py's one tiny run and what it printed (the pruning comparison prunes that run)."""
+    """compare_runs.py's one tiny run and what it printed (the pruning comparison prunes that run). Session-wide: a
+    module fixture is built again whenever the worker has run another module's tests in between."""
     import contextlib
     import io
 

@@ -29,7 +29,7 @@ def test_convert_train_evaluate_predict(shapes_voc, tmp_path, capsys):
     run = tmp_path / "run"
     # The decoupled head (the anchor head's runs are trained by the tests of resume, the v5 coding and bad samples).
     command = ["--train", str(lines / "train.txt"), "--val", str(lines / "val.txt"), "--classes", classes,
-               "--backbone", "shufflenetv2-x0.5", "--head", "decoupled", "--input-size", "64", "--batch-size", "6",
+               "--backbone", "cspdarknet-n", "--head", "decoupled", "--input-size", "64", "--batch-size", "6",
                "--run-dir", str(run)]
     previous_umask = os.umask(0o022)
     try:  # the fine-tuning recipe: a frozen first epoch, then all; the weight average evaluated in both phases

@@ -26,7 +26,7 @@ def lines(shapes_voc, tmp_path_factory):
 
 def flags(lines, shapes_voc, run) -> list[str]:
     return ["--train", str(lines / "train.txt"), "--val", str(lines / "val.txt"), "--classes",
-            str(shapes_voc / "classes.txt"), "--backbone", "shufflenetv2-x0.5", "--input-size", "64",
+            str(shapes_voc / "classes.txt"), "--backbone", "cspdarknet-n", "--input-size", "64",
             "--batch-size", "6", "--run-dir", str(run)]
 
 

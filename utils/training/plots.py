@@ -52,7 +52,8 @@ def plot_training(csv_path: str | Path, out_path: str | Path, markers: dict[str,
             if evaluated:
                 map_axis.plot(*zip(*evaluated, strict=True), marker="o", label=label)
     map_axis.set(xlabel="epoch", ylabel="mAP", title="validation mAP", ylim=(0, 1))
-    map_axis.legend(fontsize=8)
+    if map_axis.lines:  # none before the first evaluation
+        map_axis.legend(fontsize=8)
     if "lr" in log:
         axes[2].plot(epochs, log["lr"], marker=".")
         axes[2].set(xlabel="epoch", ylabel="learning rate", title="learning rate (end of epoch)", yscale="log")
