@@ -72,7 +72,7 @@ def tiny_detector(num_classes: int = 1, size: int = 32, box_coding: str = "v3", 
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with slow tests first (each file kept whole, so its module fixtures are built once): the workers
-    then finish together instead of one waiting on a long test at the end."""
+    """Files with slow tests first (a stable sort: each file's tests stay in order): the workers then finish
+    together instead of one waiting on a long test at the end."""
     slow_files = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_files)
