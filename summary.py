@@ -3,6 +3,7 @@ top-5 ImageNet classes of an image for a backbone with its pretrained classifier
 
 Example:
     python summary.py --backbone efficientnet-b0 --neck yolov5 --input-size 416
+    python summary.py --backbone cspdarknet-n --head decoupled
     python summary.py --all --input-size 416
     python summary.py --classify cat.jpg --backbone efficientnet-lite0 --backbone-weights imagenet
 """
@@ -45,15 +46,17 @@ def main(argv: list[str] | None = None) -> int:
 
     shape = (args.input_size, args.input_size, 3)
     if args.all:
-        print(f"| backbone | neck | params (M) | GFLOPs @{args.input_size} | backbone GFLOPs |")
-        print("|---|---|---:|---:|---:|")
+        print(f"| backbone | neck | head | params (M) | GFLOPs @{args.input_size} | backbone GFLOPs |")
+        print("|---|---|---|---:|---:|---:|")
         for name in backbone_names():
-            parts = {p.name: p for p in detector_parts(build_yolo(name, args.neck, args.num_classes, shape))}
-            print(f"| {name} | {args.neck} | {parts['total'].parameters / 1e6:.2f} | {parts['total'].flops / 1e9:.2f} "
-                  f"| {parts['backbone'].flops / 1e9:.2f} |")
+            model = build_yolo(name, args.neck, args.num_classes, shape, head=args.head)
+            parts = {p.name: p for p in detector_parts(model)}
+            print(f"| {name} | {args.neck} | {args.head} | {parts['total'].parameters / 1e6:.2f} "
+                  f"| {parts['total'].flops / 1e9:.2f} | {parts['backbone'].flops / 1e9:.2f} |")
         return 0
-    model = build_yolo(backbone, args.neck, args.num_classes, shape)
-    print(f"{backbone} + {args.neck}, {args.input_size}×{args.input_size}, {args.num_classes} classes")
+    model = build_yolo(backbone, args.neck, args.num_classes, shape, head=args.head)
+    print(f"{backbone} + {args.neck} + {args.head} head, {args.input_size}×{args.input_size}, "
+          f"{args.num_classes} classes")
     print(f"{'part':<10}{'parameters':>14}{'GFLOPs':>10}")
     for part in detector_parts(model):
         print(f"{part.name:<10}{part.parameters:>14,}{part.flops / 1e9:>10.2f}")

@@ -93,6 +93,11 @@ def deployment_figures(run_dir: Path, runs: int) -> dict:
             "size_mb": onnx.stat().st_size / 1e6, "latency_ms": timing.median_ms}
 
 
+def ratio(value: float, baseline: float) -> str:
+    """`value / baseline` to two places, or n/a when the baseline is 0 (a run that detected nothing)."""
+    return f"{value / baseline:.2f}" if baseline else "n/a"
+
+
 def format_table(results: list[dict]) -> str:
     header = ["row", "seed", "epochs", "P", "R", "mAP@0.5", "mAP@0.5:0.95", "size (MB, ONNX)", "parameters (M)",
               "GFLOPs", "ONNX Runtime ms", "mAP@0.5:0.95 ÷ YOLOv5n", "latency ÷ YOLOv5n"]
@@ -101,8 +106,8 @@ def format_table(results: list[dict]) -> str:
     for r in results:
         lines.append(f"| {r['row']} | {r['seed']} | {r['epochs']} | {r['precision']:.3f} | {r['recall']:.3f} | "
                      f"{r['map50']:.3f} | {r['map50_95']:.3f} | {r['size_mb']:.1f} | {r['parameters'] / 1e6:.2f} | "
-                     f"{r['gflops']:.2f} | {r['latency_ms']:.1f} | {r['map50_95'] / baseline['map50_95']:.2f} | "
-                     f"{r['latency_ms'] / baseline['latency_ms']:.2f} |")
+                     f"{r['gflops']:.2f} | {r['latency_ms']:.1f} | {ratio(r['map50_95'], baseline['map50_95'])} | "
+                     f"{ratio(r['latency_ms'], baseline['latency_ms'])} |")
     return "\n".join(lines)
 
 

@@ -4,7 +4,8 @@ Every run is `train.py` with the same base recipe — by default the fine-tuning
 EfficientNet-Lite0 (`--backbone-weights imagenet`: 3 frozen epochs, frozen backbone BatchNorm, EMA), the `yolov5`
 neck, 416², batch 8, `--cache ram`, `--close-mosaic 3`, validation every epoch and the best epoch kept — for
 `--time-limit` minutes, plus each variant's own flags; then `get_map.py` on the validation lines. A run whose
-`map/metrics.json` exists is not repeated, so an interrupted comparison resumes. Run it on an otherwise idle
+`map/metrics.json` exists is not repeated and one stopped mid-training continues with `train.py --resume` (the
+epochs it completed count against its budget), so an interrupted comparison resumes. Run it on an otherwise idle
 machine: the budget is wall time.
 
 The table: mAP@0.5, mAP@0.5:0.95, AP75 (COCO), AP@0.5 and AP@0.5:0.95 per class, epochs trained, the best epoch,
@@ -39,6 +40,10 @@ VARIANTS = {
     "fixed": [],  # the base recipe as it stands: the size comparisons' reference
     "progressive": ["--progressive"],
     "multi-scale": ["--multi-scale"],
+    # The fine-tuning recipe's parts: what ImageNet weights and frozen backbone BatchNorm are worth.
+    "bn-trained": ["--no-freeze-backbone-bn"],
+    "scratch": ["--backbone-weights", "none"],
+    "b0-scratch": ["--backbone", "efficientnet-b0", "--backbone-weights", "none"],
 }
 
 
@@ -72,14 +77,22 @@ def train_command(args: argparse.Namespace, flags: list[str], seed: int, run_dir
             "--seed", str(seed), *flags, *args.extra, "--run-dir", str(run_dir)]
 
 
+def start_or_resume(args: argparse.Namespace, flags: list[str], seed: int, run_dir: Path) -> list[str]:
+    """`train.py --resume` for a run stopped mid-training (it goes on with the budget its completed epochs left),
+    else `train_command`."""
+    if (run_dir / "resume" / "training_metadata.json").is_file():
+        return [sys.executable, str(ROOT / "train.py"), "--resume", str(run_dir)]
+    return train_command(args, flags, seed, run_dir)
+
+
 def run_variant(args: argparse.Namespace, variant: str, seed: int, flags: list[str] | None = None) -> dict:
     """Train and score one variant (unless already done; `flags`: default `VARIANTS[variant]`) and read its
     figures."""
     run_dir = Path(args.out).resolve() / f"{variant}-seed{seed}"
     metrics_path = run_dir / "map" / "metrics.json"
     if not metrics_path.is_file():
-        command = train_command(args, VARIANTS[variant] if flags is None else flags, seed, run_dir)
-        subprocess.run(command, check=True, cwd=ROOT)
+        subprocess.run(start_or_resume(args, VARIANTS[variant] if flags is None else flags, seed, run_dir),
+                       check=True, cwd=ROOT)
         subprocess.run([sys.executable, str(ROOT / "get_map.py"), "--run-dir", str(run_dir), "--annotations",
                         args.val, "--no-plots"], check=True, cwd=ROOT)
     metrics = json.loads(metrics_path.read_text())

@@ -37,8 +37,12 @@ def test_every_documented_command_parses_with_its_script():
         elif script.startswith("benchmarks/"):
             path = ROOT / script
             source = path.read_text() if path.is_file() else ""
-            flags = [word.split("=")[0] for word in command.script_arguments if word.startswith("--")]
+            arguments = command.script_arguments  # after `--extra`: train.py's flags, passed through
+            extra = arguments[arguments.index("--extra") + 1:] if "--extra" in arguments else []
+            flags = [word.split("=")[0] for word in arguments[:len(arguments) - len(extra)] if word.startswith("--")]
             missing = [flag for flag in flags if f'"{flag}"' not in source]
+            train_flags = PARSERS["train"]()._option_string_actions
+            missing += [word for word in extra if word.startswith("--") and word.split("=")[0] not in train_flags]
             if not path.is_file() or missing:
                 problems.append(f"{command.where}: {script} lacks {missing or 'the file'}")
         elif (name := script.removesuffix(".py")) in PARSERS:

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.slow
 BENCHMARKS = ROOT / "benchmarks"
 SCRIPTS = sorted(p.stem for p in BENCHMARKS.glob("*.py") if p.stem not in ("training_setup", "reference_loader"))
 TINY_MODEL = ["--input-size", "64"]
+QUICKEST = "cspdarknet-n"  # the backbone quickest to build and trace
 
 
 def benchmark(name: str):
@@ -42,13 +43,14 @@ def test_every_benchmark_script_has_a_smoke_test():
 
 
 def test_bench_backbones_runs(capsys):
-    assert benchmark("bench_backbones").main(["--backbones", "shufflenetv2-x0.5", *TINY_MODEL, "--num-classes", "2",
+    assert benchmark("bench_backbones").main(["--backbones", QUICKEST, *TINY_MODEL, "--num-classes", "2",
                                               "--warmup", "1", "--runs", "1"]) == 0
-    assert "| shufflenetv2-x0.5 |" in capsys.readouterr().out
+    assert f"| {QUICKEST} |" in capsys.readouterr().out
 
 
 def test_bench_inference_runs(capsys):
     runtimes = ("graph", "onnxruntime", "litert")  # one of each kind (int8: tests/export/test_litert.py)
+    # ShuffleNet, not QUICKEST: CSPDarknet does not convert to LiteRT yet (tests/export/test_litert.py)
     assert benchmark("bench_inference").main(["--backbone", "shufflenetv2-x0.5", "--necks", "yolov5", "--sizes",
                                               "64", "--num-classes", "2", "--warmup", "1", "--runs", "1",
                                               "--runtimes", *runtimes]) == 0
@@ -71,23 +73,23 @@ def test_bench_pipeline_runs(tiny_set, capsys):
 
 
 def test_bench_train_runs(tiny_set, capsys):
-    assert benchmark("bench_train").main(["--backbones", "shufflenetv2-x0.5", "--precisions", "float32",
+    assert benchmark("bench_train").main(["--backbones", QUICKEST, "--precisions", "float32",
                                           "--batch-size", "2", *TINY_MODEL, "--steps", "1", "--warmup", "1",
                                           "--annotations", str(tiny_set / "trainval.txt")]) == 0
-    assert "shufflenetv2-x0.5" in capsys.readouterr().out
+    assert QUICKEST in capsys.readouterr().out
 
 
 def test_compare_backbones_runs(tiny_set, tmp_path, capsys):
     assert benchmark("compare_backbones").main(["--train", str(tiny_set / "trainval.txt"), "--val",
                                                 str(tiny_set / "test.txt"), "--classes", str(tiny_set / "classes.txt"),
                                                 "--out", str(tmp_path / "compare"), "--rows",
-                                                "shufflenetv2-x0.5+yolov7-tiny", *TINY_MODEL, "--epochs", "1",
+                                                f"{QUICKEST}+yolov7-tiny", *TINY_MODEL, "--epochs", "1",
                                                 "--batch-size", "3", "--time-limit", "1", "--latency-runs", "1"]) == 0
-    assert "| shufflenetv2-x0.5 + yolov7-tiny | 0 | 1 |" in capsys.readouterr().out
+    assert f"| {QUICKEST} + yolov7-tiny | 0 | 1 |" in capsys.readouterr().out
 
 
 def test_profile_train_runs(capsys):
-    assert benchmark("profile_train").main(["--backbones", "shufflenetv2-x0.5", *TINY_MODEL, "--batch-size", "2",
+    assert benchmark("profile_train").main(["--backbones", QUICKEST, *TINY_MODEL, "--batch-size", "2",
                                             "--steps", "1", "--warmup", "1"]) == 0
     assert "backward" in capsys.readouterr().out
 
@@ -98,6 +100,31 @@ def test_peer_yolov8n_step_runs(capsys):
     assert benchmark("peer_yolov8n_step").main(["--batch-size", "2", *TINY_MODEL, "--steps", "1",
                                                 "--warmup", "1"]) == 0
     assert "median" in capsys.readouterr().out
+
+
+def test_compare_runs_variants_override_the_base_recipe():
+    """A variant's flags come after the base recipe's, so they win (argparse keeps the last)."""
+    from utils.cli.parsers import train_parser
+
+    compare_runs = benchmark("compare_runs")
+    args = compare_runs.parse_args(["--train", "t.txt", "--val", "v.txt", "--classes", "c.txt", "--out", "o"])
+    parsed = {variant: train_parser().parse_args(compare_runs.train_command(args, flags, 0, Path("run"))[2:])
+              for variant, flags in compare_runs.VARIANTS.items()}
+    assert (parsed["fixed"].backbone, parsed["fixed"].backbone_weights) == ("efficientnet-lite0", "imagenet")
+    assert (parsed["b0-scratch"].backbone, parsed["b0-scratch"].backbone_weights) == ("efficientnet-b0", "none")
+    assert (parsed["scratch"].backbone, parsed["scratch"].backbone_weights) == ("efficientnet-lite0", "none")
+    assert parsed["bn-trained"].freeze_backbone_bn is False and parsed["fixed"].freeze_backbone_bn is None
+    assert (parsed["v3-iou"].assigner, parsed["v3-iou"].iou_objectness) == ("v3", True)
+
+
+def test_compare_runs_resumes_a_run_stopped_mid_training(tmp_path):
+    compare_runs = benchmark("compare_runs")
+    args = compare_runs.parse_args(["--train", "t.txt", "--val", "v.txt", "--classes", "c.txt", "--out", "o"])
+    run = tmp_path / "v5-seed0"
+    assert "--resume" not in compare_runs.start_or_resume(args, ["--assigner", "v5"], 0, run)
+    (run / "resume").mkdir(parents=True)
+    (run / "resume" / "training_metadata.json").write_text('{"epoch": 4, "batch": -1}')
+    assert compare_runs.start_or_resume(args, ["--assigner", "v5"], 0, run)[-2:] == ["--resume", str(run)]
 
 
 @pytest.fixture(scope="session")
@@ -112,7 +139,7 @@ def compared_runs(tiny_set, tmp_path_factory) -> tuple[Path, str]:
         assert benchmark("compare_runs").main(["--train", str(tiny_set / "trainval.txt"), "--val",
                                                str(tiny_set / "test.txt"), "--classes", str(tiny_set / "classes.txt"),
                                                "--out", str(out), "--variants", "decoupled", "--backbone",
-                                               "shufflenetv2-x0.5", "--backbone-weights", "none", *TINY_MODEL,
+                                               QUICKEST, "--backbone-weights", "none", *TINY_MODEL,
                                                "--batch-size", "3", "--epochs", "1", "--time-limit", "1",
                                                "--peer", "0.8", "0.5"]) == 0
     return out / "decoupled-seed0", printed.getvalue()

@@ -46,7 +46,7 @@ def test_training_survives_bad_samples_and_reports_them(tmp_path, capsys):
     classes = tmp_path / "classes.txt"
     classes.write_text("thing\n")
     run = tmp_path / "run"
-    args = ["--train", str(path), "--val", str(path), "--classes", str(classes), "--backbone", "shufflenetv2-x0.5",
+    args = ["--train", str(path), "--val", str(path), "--classes", str(classes), "--backbone", "cspdarknet-n",
             "--input-size", "64", "--epochs", "1", "--batch-size", "3", "--run-dir", str(run), "--close-mosaic", "0"]
     assert train.main(args) == 0
     printed = capsys.readouterr().out

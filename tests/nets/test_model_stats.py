@@ -25,3 +25,16 @@ def test_detector_parts_add_up(capsys):
     assert parts["backbone"].parameters == 3_634_851
     assert summary.main(["--phi", "0", "--neck", "yolov3", "--input-size", "64", "--num-classes", "2"]) == 0
     assert f"{model.count_params():,}" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_summary_sizes_the_head_it_is_given(capsys):
+    decoupled = build_yolo("cspdarknet-n", "yolov5", 2, input_shape=(64, 64, 3), head="decoupled").count_params()
+    anchor = build_yolo("cspdarknet-n", "yolov5", 2, input_shape=(64, 64, 3)).count_params()
+    assert decoupled != anchor
+    assert summary.main(["--backbone", "cspdarknet-n", "--head", "decoupled", "--input-size", "64",
+                         "--num-classes", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "cspdarknet-n + yolov5 + decoupled head" in printed
+    total = next(line for line in printed.splitlines() if line.startswith("total"))
+    assert f"{decoupled:,}" in total

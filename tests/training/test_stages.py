@@ -129,7 +129,7 @@ def test_one_network_trains_at_every_stage_size_and_the_loss_reads_the_grid_from
     from nets.detector import YoloDetector
     from nets.yolo import build_yolo
 
-    network = build_yolo("shufflenetv2-x0.5", "yolov5", 1, input_shape=(None, None, 3), prior_size=64)
+    network = build_yolo("cspdarknet-n", "yolov5", 1, input_shape=(None, None, 3), prior_size=64)
     anchors = np.linspace(4, 40, 18).reshape(9, 2)
     detector = YoloDetector.from_network(network, ["a"], anchors, "v5", input_hw=(64, 64))
     detector.compile(keras.optimizers.Adam(1e-3))

@@ -9,7 +9,15 @@ import argparse
 from utils.cli.flags import add_config_flags
 from utils.config.detect_config import DetectConfig
 from utils.config.report_config import ReportConfig
-from utils.config.run_config import DEFAULT_ANCHORS_FILE, NECKS, AugmentConfig, LossConfig, ModelSpec, TrainConfig
+from utils.config.run_config import (
+    ASSIGNERS_OF_HEAD,
+    DEFAULT_ANCHORS_FILE,
+    NECKS,
+    AugmentConfig,
+    LossConfig,
+    ModelSpec,
+    TrainConfig,
+)
 from utils.config.settings import field_default
 from utils.data.voc import DIFFICULT_POLICIES
 from utils.evaluation.evaluate import EvaluationRequest
@@ -156,8 +164,12 @@ def summary_parser() -> argparse.ArgumentParser:
                                                  "classes of an image for a backbone with its classifier.")
     parser.add_argument("--backbone", default=field_default(ModelSpec, "backbone"), help="backbone name")
     parser.add_argument("--phi", type=int, default=None, help="shorthand for --backbone efficientnet-b{phi}")
-    parser.add_argument("--neck", default=field_default(ModelSpec, "neck"), choices=NECKS)
-    parser.add_argument("--input-size", type=int, default=field_default(ModelSpec, "input_size"))
+    parser.add_argument("--neck", default=field_default(ModelSpec, "neck"), choices=NECKS,
+                        help="the feature pyramid between backbone and head")
+    parser.add_argument("--head", default=field_default(ModelSpec, "head"), choices=tuple(ASSIGNERS_OF_HEAD),
+                        help="anchor: YOLOv3/v5's anchor-based head; decoupled: YOLOv8's anchor-free head")
+    parser.add_argument("--input-size", type=int, default=field_default(ModelSpec, "input_size"),
+                        help="square input side in pixels (GFLOPs scale with its square)")
     parser.add_argument("--num-classes", type=int, default=20, help="classes of the head (VOC: 20)")
     parser.add_argument("--all", action="store_true", help="one row per backbone")
     parser.add_argument("--classify", metavar="IMAGE",
