@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import QUICKEST_BACKBONE as QUICKEST
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 BENCHMARKS = ROOT / "benchmarks"
 SCRIPTS = sorted(p.stem for p in BENCHMARKS.glob("*.py") if p.stem not in ("training_setup", "reference_loader"))
 TINY_MODEL = ["--input-size", "64"]
-QUICKEST = "cspdarknet-n"  # the backbone quickest to build and trace
 
 
 def benchmark(name: str):
@@ -102,12 +102,18 @@ def test_peer_yolov8n_step_runs(capsys):
     assert "median" in capsys.readouterr().out
 
 
+def compare_runs_defaults():
+    """compare_runs.py and its arguments with every default (no file is read)."""
+    compare_runs = benchmark("compare_runs")
+    return compare_runs, compare_runs.parse_args(["--train", "t.txt", "--val", "v.txt", "--classes", "c.txt",
+                                                  "--out", "o"])
+
+
 def test_compare_runs_variants_override_the_base_recipe():
     """A variant's flags come after the base recipe's, so they win (argparse keeps the last)."""
     from utils.cli.parsers import train_parser
 
-    compare_runs = benchmark("compare_runs")
-    args = compare_runs.parse_args(["--train", "t.txt", "--val", "v.txt", "--classes", "c.txt", "--out", "o"])
+    compare_runs, args = compare_runs_defaults()
     parsed = {variant: train_parser().parse_args(compare_runs.train_command(args, flags, 0, Path("run"))[2:])
               for variant, flags in compare_runs.VARIANTS.items()}
     assert (parsed["fixed"].backbone, parsed["fixed"].backbone_weights) == ("efficientnet-lite0", "imagenet")
@@ -118,8 +124,7 @@ def test_compare_runs_variants_override_the_base_recipe():
 
 
 def test_compare_runs_resumes_a_run_stopped_mid_training(tmp_path):
-    compare_runs = benchmark("compare_runs")
-    args = compare_runs.parse_args(["--train", "t.txt", "--val", "v.txt", "--classes", "c.txt", "--out", "o"])
+    compare_runs, args = compare_runs_defaults()
     run = tmp_path / "v5-seed0"
     assert "--resume" not in compare_runs.start_or_resume(args, ["--assigner", "v5"], 0, run)
     (run / "resume").mkdir(parents=True)
