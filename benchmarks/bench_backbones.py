@@ -19,7 +19,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from utils.config.run_config import HEADS, NECKS, ModelSpec  # noqa: E402
+from utils.config.run_config import DEFAULT_HEAD, HEADS, NECKS, ModelSpec  # noqa: E402
 from utils.config.settings import field_default  # noqa: E402
 
 
@@ -27,7 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbones", nargs="+", default=None, help="default: every backbone")
     parser.add_argument("--neck", default=field_default(ModelSpec, "neck"), choices=NECKS)
-    parser.add_argument("--head", default=field_default(ModelSpec, "head"), choices=HEADS)
+    parser.add_argument("--head", default=DEFAULT_HEAD, choices=HEADS)
     parser.add_argument("--input-size", type=int, default=416)
     parser.add_argument("--num-classes", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)

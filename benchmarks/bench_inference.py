@@ -31,7 +31,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from utils.config.run_config import HEADS, NECKS, ModelSpec  # noqa: E402
+from utils.config.run_config import DEFAULT_HEAD, HEADS, NECKS, ModelSpec  # noqa: E402
 from utils.config.settings import field_default  # noqa: E402
 
 RUNTIMES = ("graph", "xla", "saved_model", "onnxruntime", "litert", "litert-int8")
@@ -40,7 +40,7 @@ RUNTIMES = ("graph", "xla", "saved_model", "onnxruntime", "litert", "litert-int8
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default=field_default(ModelSpec, "backbone"))
-    parser.add_argument("--head", default=field_default(ModelSpec, "head"), choices=HEADS)
+    parser.add_argument("--head", default=DEFAULT_HEAD, choices=HEADS)
     parser.add_argument("--necks", nargs="+", default=list(NECKS), choices=NECKS)
     parser.add_argument("--sizes", type=int, nargs="+", default=[416, 640])
     parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES))

@@ -47,9 +47,29 @@ def test_a_config_built_in_code_is_the_one_the_command_line_builds(tmp_path):
     in_code = TrainConfig(train="t.txt", val="v.txt", run_dir="run",
                           model=ModelSpec(class_names=("a", "b"), anchors=file_anchors(DEFAULT_ANCHORS_FILE, 416)))
     assert from_flags == in_code
-    # The defaults, resolved once: AdamW's rate and momentum at the nominal batch, the YOLOv5 neck.
+    # The defaults, resolved once: AdamW's rate and momentum at the nominal batch, the YOLOv5 neck, the decoupled
+    # head with its assigner and loss gains.
     assert (in_code.optimizer, in_code.learning_rate, in_code.momentum) == ("adamw", 8e-3, 0.9)
     assert (in_code.model.neck, in_code.model.input_size, in_code.nominal_batch_size) == ("yolov5", 416, 64)
+    assert (in_code.model.head, in_code.model.assigner, in_code.model.box_coding) == ("decoupled", "tal", "dfl")
+    assert (in_code.loss.box_gain, in_code.loss.objectness_gain) == (7.5, 0.0)
+
+
+def test_the_head_follows_the_assigner_when_only_the_assigner_is_named(tmp_path):
+    spec = ModelSpec(class_names=("a",), assigner="v3")
+    assert (spec.head, spec.box_coding) == ("anchor", "v3")
+    assert (ModelSpec(class_names=("a",), head="anchor").assigner, ModelSpec(class_names=("a",),
+                                                                              assigner="tal").head) == ("v5", "decoupled")
+    with pytest.raises(ValueError, match="assigner: the decoupled head takes tal, got 'v5'"):
+        ModelSpec(class_names=("a",), head="decoupled", assigner="v5")
+    # A run saved before the decoupled head existed: its config names the assigner but no head, and keeps the anchor
+    # head (and its loss gains) when it is loaded to resume or evaluate.
+    saved = to_dict(TrainConfig(train="t", val="v", run_dir="r", model=spec))
+    del saved["model"]["head"], saved["loss"]["box_gain"], saved["loss"]["objectness_gain"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded = load_config(tmp_path / "config.json")
+    assert (loaded.model.head, loaded.model.assigner, loaded.loss.box_gain, loaded.loss.objectness_gain) == (
+        "anchor", "v3", 0.05, 1.0)
 
 
 def test_every_setting_flag_takes_its_default_and_help_from_the_dataclass_field():

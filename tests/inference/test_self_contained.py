@@ -84,8 +84,8 @@ def test_a_bare_network_of_an_earlier_version_loads_with_its_config_or_says_what
     with pytest.raises(ValueError, match="no config.json beside it"):
         load_detector(run)
     anchors = tuple((float(w), float(h)) for w, h in np.linspace(2, 30, 18).reshape(9, 2))
-    spec = ModelSpec(backbone="efficientnet-b0", neck="yolov3", class_names=("a", "b"), anchors=anchors,
-                     input_size=32)
+    spec = ModelSpec(backbone="efficientnet-b0", neck="yolov3", assigner="v3", class_names=("a", "b"),
+                     anchors=anchors, input_size=32)
     save_config(TrainConfig(train="-", val="-", run_dir=str(run), model=spec), run / "config.json")
     detector = load_detector(run)
     assert isinstance(detector, YoloDetector) and detector.class_names == ("a", "b")

@@ -27,10 +27,9 @@ def test_convert_train_evaluate_predict(shapes_voc, tmp_path, capsys):
     assert len(read_annotations(lines / "train.txt")[0]) == 18 and len(read_annotations(lines / "val.txt")[0]) == 6
 
     run = tmp_path / "run"
-    # The decoupled head (the anchor head's runs are trained by the tests of resume, the v5 coding and bad samples).
+    # The default head, decoupled (the anchor head's runs are trained by the tests of resume and the v5 coding).
     command = ["--train", str(lines / "train.txt"), "--val", str(lines / "val.txt"), "--classes", classes,
-               "--backbone", "cspdarknet-n", "--head", "decoupled", "--input-size", "64", "--batch-size", "6",
-               "--run-dir", str(run)]
+               "--backbone", "cspdarknet-n", "--input-size", "64", "--batch-size", "6", "--run-dir", str(run)]
     previous_umask = os.umask(0o022)
     try:  # the fine-tuning recipe: a frozen first epoch, then all; the weight average evaluated in both phases
         assert train.main([*command, "--epochs", "2", "--freeze-epochs", "1", "--ema"]) == 0

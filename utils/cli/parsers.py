@@ -12,6 +12,7 @@ from utils.config.report_config import ReportConfig
 from utils.config.run_config import (
     ASSIGNERS_OF_HEAD,
     DEFAULT_ANCHORS_FILE,
+    DEFAULT_HEAD,
     NECKS,
     AugmentConfig,
     LossConfig,
@@ -166,7 +167,7 @@ def summary_parser() -> argparse.ArgumentParser:
     parser.add_argument("--phi", type=int, default=None, help="shorthand for --backbone efficientnet-b{phi}")
     parser.add_argument("--neck", default=field_default(ModelSpec, "neck"), choices=NECKS,
                         help="the feature pyramid between backbone and head")
-    parser.add_argument("--head", default=field_default(ModelSpec, "head"), choices=tuple(ASSIGNERS_OF_HEAD),
+    parser.add_argument("--head", default=DEFAULT_HEAD, choices=tuple(ASSIGNERS_OF_HEAD),
                         help="anchor: YOLOv3/v5's anchor-based head; decoupled: YOLOv8's anchor-free head")
     parser.add_argument("--input-size", type=int, default=field_default(ModelSpec, "input_size"),
                         help="square input side in pixels (GFLOPs scale with its square)")

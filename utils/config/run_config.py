@@ -25,6 +25,11 @@ HEADS = ("anchor", "decoupled")
 # task-aligned assignment; the first is the head's default.
 ASSIGNERS_OF_HEAD = {"anchor": ("v5", "v3"), "decoupled": ("tal",)}
 ASSIGNERS = ("v3", "v5", "tal")
+HEAD_OF_ASSIGNER = {assigner: head for head, assigners in ASSIGNERS_OF_HEAD.items() for assigner in assigners}
+# The head of a new run that names neither head nor assigner, chosen by measurement (docs/results.md#heads-and-
+# assigners). A run that names only its assigner, and a run saved before the decoupled head existed (its config has
+# an assigner but no head), gets that assigner's head.
+DEFAULT_HEAD = "decoupled"
 # The loss part weights each head defaults to (YOLOv5's and YOLOv8's).
 LOSS_GAINS = {"anchor": {"box_gain": 0.05, "objectness_gain": 1.0, "class_gain": 0.5},
               "decoupled": {"box_gain": 7.5, "objectness_gain": 0.0, "class_gain": 0.5}}
@@ -76,16 +81,19 @@ class ModelSpec:
     input_size: int = setting(416, "square input size, a multiple of 32", minimum=32)
     neck_width: float | None = setting(None, "neck width multiple (default: per phi)", above=0)
     neck_depth: float | None = setting(None, "yolov5 C3 depth multiple (default: per phi)", above=0)
-    head: str = setting("anchor", "anchor: YOLOv3/v5's anchor-based head; decoupled: YOLOv8's anchor-free head "
-                                  "(separate box and class branches, DFL box distributions)", choices=HEADS)
-    assigner: str | None = setting(None, "target assignment and box parameterisation: anchor head v5 (anchors whose "
-                                         "size ratio is under --anchor-t, centre + 2 neighbour cells; the default) "
-                                         "or v3 (the best anchor, centre cell); decoupled head tal (task-aligned)",
-                                   choices=ASSIGNERS)
+    head: str | None = setting(None, "decoupled: YOLOv8's anchor-free head (separate box and class branches, DFL box "
+                                     "distributions; the default); anchor: YOLOv3/v5's anchor-based head (the "
+                                     "default when --assigner is v3 or v5)", choices=HEADS)
+    assigner: str | None = setting(None, "target assignment and box parameterisation: decoupled head tal "
+                                         "(task-aligned); anchor head v5 (anchors whose size ratio is under "
+                                         "--anchor-t, centre + 2 neighbour cells; its default) or v3 (the best "
+                                         "anchor, centre cell)", choices=ASSIGNERS)
     reg_max: int = setting(16, "decoupled head: distance bins per box side (DFL)", minimum=2)
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.head is None:
+            object.__setattr__(self, "head", HEAD_OF_ASSIGNER[self.assigner] if self.assigner else DEFAULT_HEAD)
         allowed = ASSIGNERS_OF_HEAD[self.head]
         if self.assigner is None:
             object.__setattr__(self, "assigner", allowed[0])
