@@ -4,7 +4,8 @@ backbone, in float32 and mixed bfloat16, with Keras' own BatchNormalization/swis
 
 For each backbone (with `--neck`) and precision:
 - `forward`: the model alone on a batch (inference mode, graph), for scale;
-- `Keras ops` / `fused`: `model.fit` on a batch held in memory, so the step is timed without the pipeline;
+- `Keras ops` / `fused`: `model.fit` on a batch held in memory, so the step is timed without the pipeline
+  (`--no-keras-ops`: the fused step only);
 - `fit + pipeline`: `model.fit` (fused) fed by the training tf.data pipeline (decode, mosaic, affine, HSV, flip,
   letterbox, targets), as train.py runs it; the pipeline share is its time per batch alone over that step's
   (on a 2-core CPU the two compete for the same cores);
@@ -42,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         default=["efficientnet-b0", "efficientnetv2-b0", "shufflenetv2-x1.0", "efficientnet-lite0"])
     parser.add_argument("--neck", default=field_default(ModelSpec, "neck"), choices=NECKS)
     parser.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"])
+    parser.add_argument("--keras-ops", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the step with Keras' own ops (--no-keras-ops: the fused step only, one "
+                             "model less to build and trace)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--input-size", type=int, default=416)
     parser.add_argument("--steps", type=int, default=10)
@@ -102,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                 pipeline = pipeline_batches(config, annotations)
                 batches = in_memory(pipeline)
                 images = next(iter(batches))[0]
-                step_s = {}
-                for fused in (False, True):
+                step_s = {False: float("nan"), True: float("nan")}
+                for fused in (False, True) if args.keras_ops else (True,):
                     model = compiled_detector(config)
                     set_fused_kernels(model, fused)
                     step_s[fused] = median_fit_step(model, batches, args.steps, args.warmup)

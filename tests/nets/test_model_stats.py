@@ -23,7 +23,8 @@ def test_detector_parts_add_up(capsys):
     assert parts["backbone"].parameters + parts["neck"].parameters + parts["head"].parameters == model.count_params()
     assert parts["backbone"].flops + parts["neck"].flops + parts["head"].flops == parts["total"].flops
     assert parts["backbone"].parameters == 3_634_851
-    assert summary.main(["--phi", "0", "--neck", "yolov3", "--input-size", "64", "--num-classes", "2"]) == 0
+    assert summary.main(["--phi", "0", "--neck", "yolov3", "--head", "anchor", "--input-size", "64",
+                         "--num-classes", "2"]) == 0
     assert f"{model.count_params():,}" in capsys.readouterr().out
 
 
