@@ -20,8 +20,8 @@ Example (eight rows × 20 minutes, then three pretrained):
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -76,6 +76,11 @@ def chosen_rows(args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
     return chosen
 
 
+def row_flags(backbone: str, neck: str, weights: str) -> list[str]:
+    """The train.py flags a row adds to the base recipe: its backbone, neck and weights, and YOLOv5's head."""
+    return ["--backbone", backbone, "--neck", neck, "--backbone-weights", weights, *YOLOV5_HEAD]
+
+
 def deployment_figures(run_dir: Path, runs: int) -> dict:
     """Trainable parameters and GFLOPs of the trained detector, and its ONNX export's size and latency."""
     from nets.model_stats import model_flops, trainable_parameters
@@ -85,8 +90,10 @@ def deployment_figures(run_dir: Path, runs: int) -> dict:
 
     onnx = run_dir / "model.onnx"
     if not onnx.is_file():
-        subprocess.run([sys.executable, str(ROOT / "predict.py"), "export", "--run-dir", str(run_dir), "--format",
-                        "onnx", "--output", str(onnx), "--no-check"], check=True, cwd=ROOT)
+        # predict.py in this process: TensorFlow is loaded already
+        if importlib.import_module("predict").main(["export", "--run-dir", str(run_dir), "--format", "onnx",
+                                                    "--output", str(onnx), "--no-check"]) != 0:
+            raise RuntimeError(f"exporting {run_dir} to ONNX failed")
     detector = load_keras_detector(run_dir)
     (timing,) = detector_latency("onnxruntime", ExportedDetector(onnx), [1], runs=runs)
     return {"parameters": trainable_parameters(detector), "gflops": model_flops(detector) / 1e9,
@@ -117,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         for name, backbone, neck, weights in chosen_rows(args):
             key = f"{backbone}+{neck}" + ("+imagenet" if weights != "none" else "")
-            flags = ["--backbone", backbone, "--neck", neck, "--backbone-weights", weights, *YOLOV5_HEAD]
-            result = run_variant(args, key, seed, flags)
+            result = run_variant(args, key, seed, row_flags(backbone, neck, weights))
             results.append({**result, "row": name, **deployment_figures(Path(result["run_dir"]),
                                                                         args.latency_runs)})
     Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,15 @@ def write_image(path: Path, height: int = 60, width: int = 80, seed: int = 0) ->
     return path
 
 
+def spread_untrained_logits(model) -> None:
+    """Scale the anchor head's prediction kernels of an untrained `model` so its detections have distinct scores:
+    exports compared detection by detection then pair them without NMS ties."""
+    for layer in model.layers:
+        if layer.name.endswith("_pred"):
+            kernel, bias = layer.get_weights()
+            layer.set_weights([kernel * 30, bias])
+
+
 def tiny_network(num_classes: int = 1, size: int = 32, name: str = "tiny"):
     """A functional network with the detector's output layout ([p3, p4, p5], (B, H/s, W/s, 3, 5 + C)) and few
     weights: one strided 1×1 conv per level."""

@@ -50,8 +50,7 @@ def test_bench_backbones_runs(capsys):
 
 def test_bench_inference_runs(capsys):
     runtimes = ("graph", "onnxruntime", "litert")  # one of each kind (int8: tests/export/test_litert.py)
-    # ShuffleNet, not QUICKEST: CSPDarknet does not convert to LiteRT yet (tests/export/test_litert.py)
-    assert benchmark("bench_inference").main(["--backbone", "shufflenetv2-x0.5", "--necks", "yolov5", "--sizes",
+    assert benchmark("bench_inference").main(["--backbone", QUICKEST, "--necks", "yolov5", "--sizes",
                                               "64", "--num-classes", "2", "--warmup", "1", "--runs", "1",
                                               "--runtimes", *runtimes]) == 0
     printed = capsys.readouterr().out
@@ -78,15 +77,6 @@ def test_bench_train_runs(tiny_set, capsys):
                                           "--annotations", str(tiny_set / "trainval.txt")]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {QUICKEST} |"))
     assert row.split(" | ")[3] == "nan" and row.split(" | ")[4] != "nan"  # Keras ops not timed; the fused step was
-
-
-def test_compare_backbones_runs(tiny_set, tmp_path, capsys):
-    assert benchmark("compare_backbones").main(["--train", str(tiny_set / "trainval.txt"), "--val",
-                                                str(tiny_set / "test.txt"), "--classes", str(tiny_set / "classes.txt"),
-                                                "--out", str(tmp_path / "compare"), "--rows",
-                                                f"{QUICKEST}+yolov7-tiny", *TINY_MODEL, "--epochs", "1",
-                                                "--batch-size", "3", "--time-limit", "1", "--latency-runs", "1"]) == 0
-    assert f"| {QUICKEST} + yolov7-tiny | 0 | 1 |" in capsys.readouterr().out
 
 
 def test_profile_train_runs(capsys):
@@ -168,3 +158,40 @@ def test_compare_pruning_runs(compared_runs, tiny_set, tmp_path, capsys):
     pruned_row = next(line for line in printed.splitlines() if line.startswith("| pruned 50%, not fine-tuned |"))
     parameters_ratio = float(pruned_row.split("|")[-4])
     assert 0.2 < parameters_ratio < 0.9  # half the prunable channels go; the fixed ones stay
+
+
+def test_compare_backbones_trains_every_row_with_yolov5s_head_and_its_own_backbone_and_weights():
+    """Every row's train.py command parses, and the row's flags win over the base recipe's (argparse keeps the
+    last): the comparison changes only the backbone, neck and weights, on YOLOv5's head and assigner."""
+    from utils.cli.parsers import train_parser
+
+    compare_backbones = benchmark("compare_backbones")
+    compare_runs = benchmark("compare_runs")
+    args = compare_backbones.parse_args(["--train", "t.txt", "--val", "v.txt", "--classes", "c.txt", "--out", "o",
+                                         "--pretrained"])
+    rows = compare_backbones.chosen_rows(args)
+    assert len(rows) == 8 + 3 and rows[0][1:] == ("cspdarknet-n", "yolov5", "none")
+    for _, backbone, neck, weights in rows:
+        command = compare_runs.train_command(args, compare_backbones.row_flags(backbone, neck, weights), 0,
+                                             Path("run"))
+        parsed = train_parser().parse_args(command[2:])
+        assert (parsed.backbone, parsed.neck, parsed.backbone_weights) == (backbone, neck, weights)
+        assert (parsed.head, parsed.assigner, parsed.input_size, parsed.time_limit) == ("anchor", "v5", 416, 20.0)
+    assert {backbone for _, backbone, _, weights in rows if weights == "imagenet"} == set(compare_backbones.PRETRAINED)
+
+
+@pytest.mark.xdist_group("compared_runs")
+def test_compare_backbones_runs(compared_runs, tiny_set, tmp_path, capsys):
+    """The comparison end to end on compare_runs.py's tiny run, copied in as a row already trained and scored (a
+    scored run is not repeated: the resume path); the row's export, latency and the table run."""
+    import shutil
+
+    out = tmp_path / "compare"
+    shutil.copytree(compared_runs[0], out / f"{QUICKEST}+yolov5-seed0")
+    assert benchmark("compare_backbones").main(["--train", str(tiny_set / "trainval.txt"), "--val",
+                                                str(tiny_set / "test.txt"), "--classes", str(tiny_set / "classes.txt"),
+                                                "--out", str(out), "--rows", f"{QUICKEST}+yolov5", *TINY_MODEL,
+                                                "--latency-runs", "1"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {QUICKEST} + yolov5 |"))
+    assert row.split(" | ")[1:3] == ["0", "1"]  # seed 0, the one epoch compare_runs.py trained
+    assert (out / f"{QUICKEST}+yolov5-seed0" / "model.onnx").is_file()

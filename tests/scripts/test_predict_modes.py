@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import predict
-from tests.conftest import write_image
+from tests.conftest import spread_untrained_logits, write_image
 from utils.data.annotations import read_annotations
 
 
@@ -29,10 +29,7 @@ def tiny_run(tmp_path_factory):
                      input_size=64, assigner="v5")
     save_config(TrainConfig(train="-", val="-", run_dir=str(run), model=spec), run / "config.json")
     model = build_yolo(spec.backbone, spec.neck, 2, input_shape=spec.input_shape)
-    for layer in model.layers:  # spread the untrained logits so detections have distinct scores (no NMS ties)
-        if layer.name.endswith("_pred"):
-            kernel, bias = layer.get_weights()
-            layer.set_weights([kernel * 30, bias])
+    spread_untrained_logits(model)
     detector = YoloDetector.from_network(model, spec.class_names, spec.anchor_array(), "v5",
                                          DetectConfig(score_threshold=1e-5))
     detector.save(run / "best.keras")

@@ -34,9 +34,10 @@ def letterbox_image(image: tf.Tensor, input_hw: tuple[int, int], fill: float = 1
     offset = tf.cast(offset, tf.int32)
     canvas = tf.image.pad_to_bounding_box(resized - fill, offset[1], offset[0], input_hw[0], input_hw[1])
     canvas = canvas + fill
-    shape = tf.TensorShape(image.shape)
-    canvas.set_shape(shape[:-3].concatenate([input_hw[0], input_hw[1], shape[-1]]))
-    return canvas
+    # A reshape, not set_shape: the static size must reach TensorFlow's converters, whose shape inference cannot
+    # see through the computed padding (LiteRT cannot lower a convolution on a canvas of unknown channels).
+    leading = tf.shape(canvas)[:-3]
+    return tf.reshape(canvas, tf.concat([leading, [input_hw[0], input_hw[1], image.shape[-1] or 3]], axis=0))
 
 
 def boxes_to_letterbox(boxes: tf.Tensor, scale: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
