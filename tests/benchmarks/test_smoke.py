@@ -142,6 +142,14 @@ def compared_runs(tiny_set, tmp_path_factory) -> tuple[Path, str]:
 
 
 @pytest.mark.xdist_group("compared_runs")
+def test_the_compared_runs_group_shares_one_worker(request):
+    """`make test` runs with --dist loadgroup, which sends a group's tests to one worker by suffixing their ids: if
+    a pytest or pytest-xdist release breaks that, the runs above are built once per worker and the suite slows."""
+    if request.config.getoption("dist", "no") == "loadgroup":
+        assert request.node.nodeid.endswith("@compared_runs"), request.node.nodeid
+
+
+@pytest.mark.xdist_group("compared_runs")
 def test_compare_runs_runs(compared_runs):
     assert "| decoupled | 0 | 1 | 1 |" in compared_runs[1]
 
