@@ -4,7 +4,8 @@ replaced, at one CPU budget, in one table.
 Rows are backbone + neck pairs: the baseline CSPDarknet + `yolov5` (that is, YOLOv5n and YOLOv5s), EfficientNet-B0,
 EfficientNetV2-B0, EfficientNet-Lite0, ShuffleNetV2 ×1.0 (plain and with the StemBlock stem), each + `yolov5`, and
 B0 + the YOLOv7-tiny neck — all from random initialisation, as the articles compare architectures; then, with
-`--pretrained`, the rows that have ImageNet weights started from them with the fine-tuning recipe. Every run is
+`--pretrained`, the rows that have ImageNet weights started from them with the fine-tuning recipe (a row whose
+weights cannot be had — offline and not in Keras' cache — is skipped and named under the table). Every run is
 `benchmarks/compare_runs.py`'s recipe (416², batch 8, `--time-limit` minutes, best epoch kept) with YOLOv5's own
 head and training targets (the anchor head, the v5 assigner) and only the backbone and neck changed; the columns
 are the seed article's — precision and recall at the report's score, mAP@0.5, mAP@0.5:0.95, model size — and
@@ -118,12 +119,33 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def imagenet_weights_missing(backbone: str) -> str | None:
+    """Why `backbone`'s ImageNet weights cannot be had on this machine (offline and not in Keras' cache: the loader's
+    own message, naming the file and where to put it), or None when they load."""
+    import keras
+
+    from nets.yolo import build_yolo
+
+    try:
+        build_yolo(backbone, "yolov5", 1, input_shape=(64, 64, 3), backbone_weights="imagenet")
+    except OSError as error:
+        return str(error)
+    finally:
+        keras.backend.clear_session()
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    results = []
+    results, skipped = [], []
     for seed in args.seeds:
         for name, backbone, neck, weights in chosen_rows(args):
             key = f"{backbone}+{neck}" + ("+imagenet" if weights != "none" else "")
+            missing = imagenet_weights_missing(backbone) if weights == "imagenet" else None
+            if missing:  # one row without its weights does not stop the comparison
+                skipped.append(f"{name}, seed {seed}: skipped — {missing}")
+                print(skipped[-1], flush=True)
+                continue
             result = run_variant(args, key, seed, row_flags(backbone, neck, weights))
             results.append({**result, "row": name, **deployment_figures(Path(result["run_dir"]),
                                                                         args.latency_runs)})
@@ -131,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     (Path(args.out) / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     print(f"\n{args.val}: {args.input_size}², batch {args.batch_size}, {args.time_limit:g} min a run, anchor head, "
           f"v5 assigner")
-    print(format_table(results))
+    print(format_table(results) if results else "no row ran")
+    print("\n".join(skipped))
     return 0
 
 

@@ -188,18 +188,44 @@ def test_compare_backbones_trains_every_row_with_yolov5s_head_and_its_own_backbo
     assert {backbone for _, backbone, _, weights in rows if weights == "imagenet"} == set(compare_backbones.PRETRAINED)
 
 
+def offline_keras_application(**kwargs):
+    """What `keras.applications` raises for weights it cannot download."""
+    raise Exception("URL fetch failure on https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5: "
+                    "None -- [Errno -2] Name or service not known")
+
+
+def test_an_imagenet_row_without_its_weights_is_named_not_run(monkeypatch):
+    import keras
+
+    compare_backbones = benchmark("compare_backbones")
+    assert compare_backbones.imagenet_weights_missing("efficientnet-lite0") is None  # installed with EffYOLO
+    monkeypatch.setattr(keras.applications, "EfficientNetB0", offline_keras_application)
+    missing = compare_backbones.imagenet_weights_missing("efficientnet-b0")
+    assert "efficientnetb0_notop.h5" in missing and "--backbone-weights PATH" in missing, missing
+
+
 @pytest.mark.xdist_group("compared_runs")
-def test_compare_backbones_runs(compared_runs, tiny_set, tmp_path, capsys):
+def test_compare_backbones_runs(compared_runs, tiny_set, tmp_path, capsys, monkeypatch):
     """The comparison end to end on compare_runs.py's tiny run, copied in as a row already trained and scored (a
-    scored run is not repeated: the resume path); the row's export, latency and the table run."""
+    scored run is not repeated: the resume path); the row's export, latency and the table run, and an ImageNet row
+    whose weights cannot be downloaded is named under the table instead of stopping the comparison."""
     import shutil
 
+    import keras
+
+    compare_backbones = benchmark("compare_backbones")
+    rows = compare_backbones.chosen_rows
+    monkeypatch.setattr(compare_backbones, "chosen_rows", lambda args: [
+        *rows(args), ("efficientnet-b0 + yolov5, ImageNet", "efficientnet-b0", "yolov5", "imagenet")])
+    monkeypatch.setattr(keras.applications, "EfficientNetB0", offline_keras_application)
     out = tmp_path / "compare"
     shutil.copytree(compared_runs[0], out / f"{QUICKEST}+yolov5-seed0")
-    assert benchmark("compare_backbones").main(["--train", str(tiny_set / "trainval.txt"), "--val",
-                                                str(tiny_set / "test.txt"), "--classes", str(tiny_set / "classes.txt"),
-                                                "--out", str(out), "--rows", f"{QUICKEST}+yolov5", *TINY_MODEL,
-                                                "--latency-runs", "1"]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {QUICKEST} + yolov5 |"))
+    assert compare_backbones.main(["--train", str(tiny_set / "trainval.txt"), "--val", str(tiny_set / "test.txt"),
+                                   "--classes", str(tiny_set / "classes.txt"), "--out", str(out), "--rows",
+                                   f"{QUICKEST}+yolov5", *TINY_MODEL, "--latency-runs", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.rstrip().splitlines()[-1].startswith("efficientnet-b0 + yolov5, ImageNet, seed 0: skipped — could "
+                                                        "not get the ImageNet weights efficientnetb0_notop.h5")
+    row = next(line for line in printed.splitlines() if line.startswith(f"| {QUICKEST} + yolov5 |"))
     assert row.split(" | ")[1:3] == ["0", "1"]  # seed 0, the one epoch compare_runs.py trained
     assert (out / f"{QUICKEST}+yolov5-seed0" / "model.onnx").is_file()
