@@ -21,7 +21,6 @@ Example (eight rows × 20 minutes, then three pretrained):
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.compare_pruning import run as run_script  # noqa: E402
 from benchmarks.compare_runs import run_variant  # noqa: E402
 
 # (row name, backbone, neck) — the articles' rows; the first is the baseline the ratios divide by.
@@ -91,10 +91,8 @@ def deployment_figures(run_dir: Path, runs: int) -> dict:
 
     onnx = run_dir / "model.onnx"
     if not onnx.is_file():
-        # predict.py in this process: TensorFlow is loaded already
-        if importlib.import_module("predict").main(["export", "--run-dir", str(run_dir), "--format", "onnx",
-                                                    "--output", str(onnx), "--no-check"]) != 0:
-            raise RuntimeError(f"exporting {run_dir} to ONNX failed")
+        run_script("predict", "export", "--run-dir", str(run_dir), "--format", "onnx", "--output", str(onnx),
+                   "--no-check")
     detector = load_keras_detector(run_dir)
     (timing,) = detector_latency("onnxruntime", ExportedDetector(onnx), [1], runs=runs)
     return {"parameters": trainable_parameters(detector), "gflops": model_flops(detector) / 1e9,
@@ -124,10 +122,10 @@ def imagenet_weights_missing(backbone: str) -> str | None:
     own message, naming the file and where to put it), or None when they load."""
     import keras
 
-    from nets.yolo import build_yolo
+    from nets.backbones import build_backbone
 
     try:
-        build_yolo(backbone, "yolov5", 1, input_shape=(64, 64, 3), backbone_weights="imagenet")
+        build_backbone(backbone, (64, 64, 3), weights="imagenet")
     except OSError as error:
         return str(error)
     finally:

@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,6 +110,21 @@ def test_xla_and_graph_detectors_agree(tiny_run):  # noqa: F811
     np.testing.assert_array_equal(xla.classes, graph.classes)
 
 
+def export_with_parity(detector, tmp_path, capsys, name: str) -> Path:
+    """Save `detector` as a run, export it to LiteRT through predict.py with its parity check on three images, and
+    assert the check found the Keras detections again to 0 px; the export's path."""
+    run = tmp_path / f"{name}_run"
+    run.mkdir()
+    detector.save(run / "best.keras")
+    images = [str(write_image(tmp_path / f"{i}.jpg", 60 + 8 * i, 80, seed=i)) for i in range(3)]
+    out = tmp_path / f"{name}.tflite"
+    assert predict.main(["export", "--run-dir", str(run), "--format", "litert", "--output", str(out),
+                         "--score-threshold", "1e-5", "--max-det", "5", "--check-images", *images]) == 0
+    printed = capsys.readouterr().out
+    assert "max box difference 0.000 px" in printed and "-> passed" in printed, printed
+    return out
+
+
 def test_the_decoupled_head_exports_with_parity(tmp_path, capsys):
     """An anchor-free decoupled detector (DFL decoding, no anchors) goes through the same export: LiteRT builtins
     only (the strictest of the three converters), its parity 0 px against the Keras model."""
@@ -119,18 +135,10 @@ def test_the_decoupled_head_exports_with_parity(tmp_path, capsys):
     from utils.config.detect_config import DetectConfig
 
     keras.utils.set_random_seed(0)
-    run = tmp_path / "decoupled_run"
     network = build_yolo("shufflenetv2-x0.5", "yolov5", 2, input_shape=(64, 64, 3), head="decoupled")
-    run.mkdir()
-    YoloDetector.from_network(network, ("cat", "dog"), (), "dfl", DetectConfig(score_threshold=1e-5)).save(
-        run / "best.keras")
-    images = [str(write_image(tmp_path / f"{i}.jpg", 60 + 8 * i, 80, seed=i)) for i in range(3)]
-    out = tmp_path / "decoupled.tflite"
-    assert predict.main(["export", "--run-dir", str(run), "--format", "litert", "--output", str(out),
-                         "--score-threshold", "1e-5", "--max-det", "5", "--check-images", *images]) == 0
-    printed = capsys.readouterr().out
-    assert "max box difference 0.000 px" in printed and "-> passed" in printed, printed
-    assert json.loads((tmp_path / "decoupled.tflite.json").read_text())["box_coding"] == "dfl"
+    detector = YoloDetector.from_network(network, ("cat", "dog"), (), "dfl", DetectConfig(score_threshold=1e-5))
+    out = export_with_parity(detector, tmp_path, capsys, "decoupled")
+    assert json.loads(out.with_suffix(".tflite.json").read_text())["box_coding"] == "dfl"
 
 
 def test_a_cspdarknet_detector_exports_with_parity(tmp_path, capsys):
@@ -143,15 +151,8 @@ def test_a_cspdarknet_detector_exports_with_parity(tmp_path, capsys):
     from utils.config.detect_config import DetectConfig
 
     keras.utils.set_random_seed(0)
-    run = tmp_path / "cspdarknet_run"
     network = build_yolo("cspdarknet-n", "yolov5", 2, input_shape=(64, 64, 3))
     spread_untrained_logits(network)
-    run.mkdir()
-    YoloDetector.from_network(network, ("cat", "dog"), np.linspace(4, 60, 18).reshape(9, 2), "v5",
-                              DetectConfig(score_threshold=1e-5)).save(run / "best.keras")
-    images = [str(write_image(tmp_path / f"{i}.jpg", 60 + 8 * i, 80, seed=i)) for i in range(3)]
-    out = tmp_path / "cspdarknet.tflite"
-    assert predict.main(["export", "--run-dir", str(run), "--format", "litert", "--output", str(out),
-                         "--score-threshold", "1e-5", "--max-det", "5", "--check-images", *images]) == 0
-    printed = capsys.readouterr().out
-    assert "max box difference 0.000 px" in printed and "-> passed" in printed, printed
+    detector = YoloDetector.from_network(network, ("cat", "dog"), np.linspace(4, 60, 18).reshape(9, 2), "v5",
+                                         DetectConfig(score_threshold=1e-5))
+    export_with_parity(detector, tmp_path, capsys, "cspdarknet")

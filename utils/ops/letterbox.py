@@ -36,8 +36,8 @@ def letterbox_image(image: tf.Tensor, input_hw: tuple[int, int], fill: float = 1
     canvas = canvas + fill
     # A reshape, not set_shape: the static size must reach TensorFlow's converters, whose shape inference cannot
     # see through the computed padding (LiteRT cannot lower a convolution on a canvas of unknown channels).
-    leading = tf.shape(canvas)[:-3]
-    return tf.reshape(canvas, tf.concat([leading, [input_hw[0], input_hw[1], image.shape[-1] or 3]], axis=0))
+    channels = image.shape[-1] if image.shape[-1] is not None else tf.shape(canvas)[-1]
+    return tf.reshape(canvas, tf.concat([tf.shape(canvas)[:-3], tf.stack([input_hw[0], input_hw[1], channels])], 0))
 
 
 def boxes_to_letterbox(boxes: tf.Tensor, scale: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
