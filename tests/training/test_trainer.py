@@ -459,3 +459,32 @@ def test_the_epoch_report_names_boxes_cut_beyond_max_boxes_and_logs_them(capsys)
     report.on_epoch_end(1, logs)
     assert "epoch 2: 12 boxes beyond --max-boxes 40 were cut from augmented samples" in capsys.readouterr().out
     assert logs["dropped_boxes"] == 12 and int(dropped.numpy()) == 0
+
+
+def test_ctrl_c_in_fit_stops_at_the_end_of_the_running_step_and_restores_the_handler():
+    import os
+    import signal
+
+    import keras
+    import tensorflow as tf
+
+    from utils.training.callbacks import StopAtStepEnd
+
+    ended = []
+
+    class CtrlCInStepTwo(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # arrives while step 1 runs
+
+        def on_train_batch_end(self, batch, logs=None):
+            ended.append(batch)
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    data = tf.data.Dataset.from_tensor_slices((np.ones((8, 2)), np.ones((8, 1)))).batch(2)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(data, epochs=2, verbose=0, callbacks=[CtrlCInStepTwo(), StopAtStepEnd()])
+    assert ended == [0, 1]  # step 1 finished; nothing after it ran
+    assert signal.getsignal(signal.SIGINT) is before

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -90,6 +93,42 @@ def resumed_epoch(backup_dir: str | Path) -> int:
     if not path.is_file():
         return 0
     return int(json.loads(path.read_text(encoding="utf-8"))["epoch"])
+
+
+class StopAtStepEnd(keras.callbacks.Callback):
+    """Ctrl-C inside `fit` stops at the end of the running step, not inside it: a KeyboardInterrupt raised while
+    TensorFlow's C++ runs a step can come out as a `SystemError` instead. A second Ctrl-C stops at once."""
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.requested, self.previous = False, None
+        if threading.current_thread() is threading.main_thread():  # signal handlers belong to the main thread
+            self.previous = signal.signal(signal.SIGINT, self.request)
+
+    def request(self, signum: int, frame) -> None:
+        if self.requested:
+            self.restore()
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step (Ctrl-C again to stop now)", file=sys.stderr, flush=True)
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+
+    def stop_if_requested(self) -> None:
+        if self.requested:
+            self.restore()
+            raise KeyboardInterrupt
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.stop_if_requested()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.stop_if_requested()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.restore()
 
 
 class EpochTimer(keras.callbacks.Callback):

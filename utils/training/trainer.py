@@ -31,6 +31,7 @@ from utils.training.callbacks import (
     MapEvaluation,
     SkippedSamplesReport,
     StageEnd,
+    StopAtStepEnd,
     TrainingPlot,
     resumed_epoch,
 )
@@ -260,7 +261,7 @@ def train_callbacks(config: TrainConfig, run_dir: Path, map_evaluation: MapEvalu
                     average: WeightAverage | None = None, budget: TimeBudget | None = None,
                     dropped_boxes: tf.Variable | None = None) -> list[keras.callbacks.Callback]:
     csv_path = run_dir / "training_log.csv"
-    callbacks = [EpochTimer()]  # first: the time of the steps alone
+    callbacks = [StopAtStepEnd(), EpochTimer()]  # first: Ctrl-C between steps, the time of the steps alone
     callbacks += [budget] if budget else []  # then the budget: the epochs after it see this epoch's new plan
     callbacks += [StageEnd(stages, plan, progress)] if len(stages) > 1 else []
     callbacks += [CloseMosaic(mosaic_switch, plan, config.close_mosaic, progress)] if (
