@@ -9,9 +9,12 @@ weights cannot be had — offline and not in Keras' cache — is skipped and nam
 `benchmarks/compare_runs.py`'s recipe (416², batch 8, `--time-limit` minutes, best epoch kept) with YOLOv5's own
 head and training targets (the anchor head, the v5 assigner) and only the backbone and neck changed; the columns
 are the seed article's — precision and recall at the report's score, mAP@0.5, mAP@0.5:0.95, model size — and
-parameters (trainable, as PyTorch counts them), GFLOPs, and the latency of the ONNX export in ONNX Runtime (batch
+parameters (as PyTorch counts them), GFLOPs, and the latency of the ONNX export in ONNX Runtime (batch
 1, letterbox, decoding and NMS included; median of 30 calls). A run already scored is not repeated, so an
-interrupted comparison resumes. Run it on an otherwise idle machine.
+interrupted comparison resumes. Run it on an otherwise idle machine. `--deployment-only` trains nothing and prints
+the last four columns for every architecture, from its detector built as its run would be: none of them depends on
+the weights (the latency is timed on random images, on which neither a trained nor an untrained detector keeps
+boxes to speak of).
 
 Example (eight rows × 20 minutes, then three pretrained):
     python benchmarks/compare_backbones.py --train data/bccd/trainval.txt --val data/bccd/test.txt \\
@@ -29,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.compare_pruning import run as run_script  # noqa: E402
-from benchmarks.compare_runs import run_variant  # noqa: E402
+from benchmarks.compare_runs import run_variant, train_command  # noqa: E402
 
 # (row name, backbone, neck) — the articles' rows; the first is the baseline the ratios divide by.
 ROWS = (
@@ -61,6 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--input-size", type=int, default=416)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--latency-runs", type=int, default=30)
+    parser.add_argument("--deployment-only", action="store_true",
+                        help="train nothing: size, parameters, GFLOPs and latency of every row's detector, untrained")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="further train.py flags for every run")
     args = parser.parse_args(argv)
     args.backbone, args.backbone_weights = "efficientnet-b0", "none"  # the base recipe's; every row sets its own
@@ -82,21 +87,34 @@ def row_flags(backbone: str, neck: str, weights: str) -> list[str]:
     return ["--backbone", backbone, "--neck", neck, "--backbone-weights", weights, *YOLOV5_HEAD]
 
 
-def deployment_figures(run_dir: Path, runs: int) -> dict:
-    """Trainable parameters and GFLOPs of the trained detector, and its ONNX export's size and latency."""
-    from nets.model_stats import model_flops, trainable_parameters
+def deployment_figures(model: Path, onnx: Path, runs: int) -> dict:
+    """Parameters and GFLOPs of a detector (a run directory or `.keras` file), and its ONNX export's size and
+    latency (`onnx`: exported there unless it exists)."""
+    from nets.model_stats import model_flops, parameters
     from utils.inference.exported import ExportedDetector
     from utils.inference.latency import detector_latency
     from utils.inference.loading import load_keras_detector
 
-    onnx = run_dir / "model.onnx"
     if not onnx.is_file():
-        run_script("predict", "export", "--run-dir", str(run_dir), "--format", "onnx", "--output", str(onnx),
-                   "--no-check")
-    detector = load_keras_detector(run_dir)
+        run_script("predict", "export", "--model", str(model), "--format", "onnx", "--output", str(onnx), "--no-check")
+    detector = load_keras_detector(model)
     (timing,) = detector_latency("onnxruntime", ExportedDetector(onnx), [1], runs=runs)
-    return {"parameters": trainable_parameters(detector), "gflops": model_flops(detector) / 1e9,
+    return {"parameters": parameters(detector), "gflops": model_flops(detector) / 1e9,
             "size_mb": onnx.stat().st_size / 1e6, "latency_ms": timing.median_ms}
+
+
+def untrained_detector(args: argparse.Namespace, backbone: str, neck: str) -> Path:
+    """A row's detector as its run would build it (the same train.py flags), untrained, saved as `.keras`."""
+    import train
+    from utils.training.callbacks import save_model_atomically
+    from utils.training.trainer import build_model_for
+
+    path = Path(args.out).resolve() / "untrained" / f"{backbone}+{neck}.keras"
+    if not path.is_file():
+        flags = train_command(args, row_flags(backbone, neck, "none"), 0, path.with_suffix(""))[2:]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_model_atomically(build_model_for(train.resolve_config(flags)[0]), path)
+    return path
 
 
 def ratio(value: float, baseline: float) -> str:
@@ -104,17 +122,46 @@ def ratio(value: float, baseline: float) -> str:
     return f"{value / baseline:.2f}" if baseline else "n/a"
 
 
-def format_table(results: list[dict]) -> str:
-    header = ["row", "seed", "epochs", "P", "R", "mAP@0.5", "mAP@0.5:0.95", "size (MB, ONNX)", "parameters (M)",
-              "GFLOPs", "ONNX Runtime ms", "mAP@0.5:0.95 ÷ YOLOv5n", "latency ÷ YOLOv5n"]
+DEPLOYMENT_HEADER = ["size (MB, ONNX)", "parameters (M)", "GFLOPs", "ONNX Runtime ms"]
+
+
+def deployment_cells(r: dict) -> list[str]:
+    return [f"{r['size_mb']:.1f}", f"{r['parameters'] / 1e6:.2f}", f"{r['gflops']:.2f}", f"{r['latency_ms']:.1f}"]
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def format_table(results: list[dict]) -> str:
+    header = ["row", "seed", "epochs", "P", "R", "mAP@0.5", "mAP@0.5:0.95", *DEPLOYMENT_HEADER,
+              "mAP@0.5:0.95 ÷ YOLOv5n", "latency ÷ YOLOv5n"]
     baseline = results[0]
-    for r in results:
-        lines.append(f"| {r['row']} | {r['seed']} | {r['epochs']} | {r['precision']:.3f} | {r['recall']:.3f} | "
-                     f"{r['map50']:.3f} | {r['map50_95']:.3f} | {r['size_mb']:.1f} | {r['parameters'] / 1e6:.2f} | "
-                     f"{r['gflops']:.2f} | {r['latency_ms']:.1f} | {ratio(r['map50_95'], baseline['map50_95'])} | "
-                     f"{ratio(r['latency_ms'], baseline['latency_ms'])} |")
-    return "\n".join(lines)
+    rows = [[r["row"], str(r["seed"]), str(r["epochs"]),
+             *(f"{r[key]:.3f}" for key in ("precision", "recall", "map50", "map50_95")), *deployment_cells(r),
+             ratio(r["map50_95"], baseline["map50_95"]), ratio(r["latency_ms"], baseline["latency_ms"])]
+            for r in results]
+    return markdown_table(header, rows)
+
+
+def format_deployment_table(results: list[dict]) -> str:
+    baseline = results[0]
+    return markdown_table(["row", *DEPLOYMENT_HEADER, "latency ÷ YOLOv5n"],
+                          [[r["row"], *deployment_cells(r), ratio(r["latency_ms"], baseline["latency_ms"])]
+                           for r in results])
+
+
+def deployment_only(args: argparse.Namespace) -> list[dict]:
+    """The deployment columns of every architecture among the rows, untrained (an ImageNet row shares its
+    scratch row's)."""
+    architectures = dict.fromkeys((name, backbone, neck) for name, backbone, neck, weights in chosen_rows(args)
+                                  if weights == "none")
+    results = []
+    for name, backbone, neck in architectures:
+        model = untrained_detector(args, backbone, neck)
+        results.append({"row": name, **deployment_figures(model, model.with_suffix(".onnx"), args.latency_runs)})
+    return results
 
 
 def imagenet_weights_missing(backbone: str) -> str | None:
@@ -135,6 +182,11 @@ def imagenet_weights_missing(backbone: str) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.deployment_only:
+        results = deployment_only(args)
+        print(f"\n{args.input_size}², batch 1, untrained detectors (the figures do not depend on the weights)")
+        print(format_deployment_table(results))
+        return 0
     results, skipped = [], []
     for seed in args.seeds:
         for name, backbone, neck, weights in chosen_rows(args):
@@ -145,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(skipped[-1], flush=True)
                 continue
             result = run_variant(args, key, seed, row_flags(backbone, neck, weights))
-            results.append({**result, "row": name, **deployment_figures(Path(result["run_dir"]),
-                                                                        args.latency_runs)})
+            run_dir = Path(result["run_dir"])
+            results.append({**result, "row": name,
+                            **deployment_figures(run_dir, run_dir / "model.onnx", args.latency_runs)})
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     print(f"\n{args.val}: {args.input_size}², batch {args.batch_size}, {args.time_limit:g} min a run, anchor head, "

@@ -60,7 +60,7 @@ def scored(model: Path, val: str, out_dir: Path) -> dict:
 
 def deployed(model: Path, out: Path, runs: int, runtimes: list[str]) -> dict:
     """Parameters and GFLOPs of `model`, and the size and batch-1 latency of its export for each runtime."""
-    from nets.model_stats import model_flops, trainable_parameters
+    from nets.model_stats import model_flops, parameters
     from utils.inference.exported import ExportedDetector
     from utils.inference.latency import detector_latency
     from utils.inference.loading import load_keras_detector
@@ -77,7 +77,7 @@ def deployed(model: Path, out: Path, runs: int, runtimes: list[str]) -> dict:
         figures[f"{runtime}_mb"] = path.stat().st_size / 1e6
     detector = load_keras_detector(model)
     static = None not in detector.input_shape[1:3]
-    figures["parameters"] = trainable_parameters(detector)
+    figures["parameters"] = parameters(detector)
     figures["gflops"] = model_flops(detector) / 1e9 if static else float("nan")
     return figures
 

@@ -30,10 +30,18 @@ def layer_flops(layer: keras.layers.Layer) -> int:
     return 0
 
 
-def trainable_parameters(model: keras.Model | keras.layers.Layer) -> int:
-    """Trainable weights' element count: what PyTorch reports as a model's parameters (BatchNorm's running
-    statistics are buffers there; Keras' `count_params` counts them too)."""
-    return sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
+def parameters(model: keras.Model | keras.layers.Layer) -> int:
+    """Element count of every weight but BatchNorm's running statistics, frozen or not: what PyTorch reports as a
+    model's parameters (running statistics are buffers there; Keras' `count_params` counts them too). Frozen
+    weights count: a fine-tuned detector saved with its backbone's BatchNorm frozen has the parameters it had."""
+    statistics = {id(variable) for layer in nested_layers(model) if isinstance(layer, keras.layers.BatchNormalization)
+                  for variable in (layer.moving_mean, layer.moving_variance)}
+    return sum(int(np.prod(weight.shape)) for weight in model.weights if id(weight) not in statistics)
+
+
+def nested_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """`layer` and every layer inside it, at any depth (a nested backbone's layers included)."""
+    return [layer] + [inner for child in getattr(layer, "layers", []) for inner in nested_layers(child)]
 
 
 def model_flops(model: keras.Model) -> int:

@@ -6,6 +6,7 @@ import keras
 
 from nets.backbones import build_backbone, parse_backbone_name
 from nets.head import decoupled_head, init_decoupled_head_biases, init_head_biases, yolo_head
+from nets.model_stats import nested_layers
 from nets.necks import build_neck
 from utils.ops import levels
 from utils.ops.coding import DEFAULT_REG_MAX
@@ -70,11 +71,6 @@ def freeze_backbone(model: keras.Model, frozen: bool = True, batchnorm_frozen: b
     backbone = model.get_layer("backbone")
     backbone.trainable = not frozen
     if not frozen and batchnorm_frozen:
-        for layer in _all_layers(backbone):
+        for layer in nested_layers(backbone):
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
-
-
-def _all_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
-    nested = getattr(layer, "layers", [])
-    return [layer] + [inner for child in nested for inner in _all_layers(child)]

@@ -48,6 +48,7 @@ def test_bench_backbones_runs(capsys):
     assert f"| {QUICKEST} |" in capsys.readouterr().out
 
 
+@pytest.mark.heavy
 def test_bench_inference_runs(capsys):
     runtimes = ("graph", "onnxruntime", "litert")  # one of each kind (int8: tests/export/test_litert.py)
     assert benchmark("bench_inference").main(["--backbone", QUICKEST, "--necks", "yolov5", "--sizes",
@@ -229,3 +230,25 @@ def test_compare_backbones_runs(compared_runs, tiny_set, tmp_path, capsys, monke
     row = next(line for line in printed.splitlines() if line.startswith(f"| {QUICKEST} + yolov5 |"))
     assert row.split(" | ")[1:3] == ["0", "1"]  # seed 0, the one epoch compare_runs.py trained
     assert (out / f"{QUICKEST}+yolov5-seed0" / "model.onnx").is_file()
+
+
+def test_deployment_only_measures_each_rows_detector_as_its_run_builds_it(tiny_set, tmp_path):
+    """`--deployment-only` builds a row's detector from the row's own train.py flags (backbone, neck, YOLOv5's
+    anchor head, input size), untrained; the figures it measures are that architecture's."""
+    from nets.model_stats import model_flops, parameters
+    from nets.yolo import build_yolo
+    from utils.inference.loading import load_keras_detector
+
+    compare_backbones = benchmark("compare_backbones")
+    args = compare_backbones.parse_args(["--train", str(tiny_set / "trainval.txt"), "--val", str(tiny_set / "test.txt"),
+                                         "--classes", str(tiny_set / "classes.txt"), "--out", str(tmp_path),
+                                         *TINY_MODEL, "--deployment-only"])
+    detector = load_keras_detector(compare_backbones.untrained_detector(args, QUICKEST, "yolov7-tiny"))
+    classes = len((tiny_set / "classes.txt").read_text().split())
+    expected = build_yolo(QUICKEST, "yolov7-tiny", classes, (64, 64, 3), head="anchor")
+    assert (parameters(detector), model_flops(detector)) == (parameters(expected), model_flops(expected))
+    assert detector.input_hw == (64, 64) and len(detector.decoder.anchors) == 9
+    rows = [{"row": "baseline", "size_mb": 7.6, "parameters": 1.9e6, "gflops": 4.5, "latency_ms": 40.0},
+            {"row": "other", "size_mb": 15.2, "parameters": 3.8e6, "gflops": 9.0, "latency_ms": 60.0}]
+    last_row = compare_backbones.format_deployment_table(rows).splitlines()[-1]
+    assert last_row == "| other | 15.2 | 3.80 | 9.00 | 60.0 | 1.50 |"

@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 
 from nets.detector import YoloDetector
-from nets.model_stats import model_flops, trainable_parameters
+from nets.model_stats import model_flops, parameters
 from nets.pruning import PrunedLayer, prune_network
 from utils.config.settings import check_fields, setting
 from utils.inference.loading import load_keras_detector
@@ -35,7 +35,7 @@ class PruneRequest:
 @dataclass(frozen=True)
 class PruneReport:
     layers: list[PrunedLayer]
-    parameters: tuple[int, int]  # before, after (trainable, as PyTorch counts them)
+    parameters: tuple[int, int]  # before, after (as PyTorch counts them)
     gflops: tuple[float, float]
 
 
@@ -54,7 +54,7 @@ def prune_detector(request: PruneRequest) -> PruneReport:
     atomic_write(output, lambda tmp: result.save(tmp))
     static = None not in network.input_shape[1:3]
     flops = (model_flops(network) / 1e9, model_flops(pruned) / 1e9) if static else (float("nan"), float("nan"))
-    return PruneReport(layers, (trainable_parameters(network), trainable_parameters(pruned)), flops)
+    return PruneReport(layers, (parameters(network), parameters(pruned)), flops)
 
 
 def format_report(report: PruneReport, request: PruneRequest) -> str:
