@@ -84,7 +84,9 @@ def tiny_detector(num_classes: int = 1, size: int = 32, box_coding: str = "v3", 
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with slow tests first (a stable sort: each file's tests stay in order): the workers then finish
-    together instead of one waiting on a long test at the end."""
+    """Heavy tests (over a minute) first, then the files with slow tests, then the rest (a stable sort: otherwise in
+    collection order): the workers share the long tests and finish together instead of one starting a long test
+    when the others are nearly done."""
     slow_files = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_files)
+    items.sort(key=lambda item: (item.get_closest_marker("heavy") is None,
+                                 item.nodeid.split("::")[0] not in slow_files))

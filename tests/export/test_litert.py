@@ -52,6 +52,7 @@ def export_map(printed: str) -> float:
     return float(re.search(r"export (\d\.\d+) /", printed).group(1))
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_quantized_litert_exports_keep_the_keras_detections(tiny_run, tmp_path, capsys):  # noqa: F811
     images = [str(write_image(tmp_path / "calib" / f"{i}.jpg", 60 + 8 * i, 80, seed=i)) for i in range(6)]

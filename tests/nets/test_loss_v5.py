@@ -90,6 +90,7 @@ def test_gains_scale_with_classes_and_input_size_and_config_round_trips():
     assert (restored.level, restored.label_smoothing, restored.anchors) == (2, 0.1, loss.anchors)
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_a_detector_built_in_python_trains_with_plain_compile_and_fit():
     """The detector owns its loss: `compile(optimizer)` + `fit(images, padded boxes)` overfit one batch with the

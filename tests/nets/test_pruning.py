@@ -121,6 +121,7 @@ def test_what_is_cut_in_the_backbones():
     keras.backend.clear_session()
 
 
+@pytest.mark.heavy
 def test_a_pruned_detector_saves_loads_and_trains(networks, tmp_path):
     from nets.detector import YoloDetector
     from utils.config.detect_config import DetectConfig

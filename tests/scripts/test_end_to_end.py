@@ -18,6 +18,7 @@ from utils.data.annotations import read_annotations
 from utils.training.plots import read_csv_log
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_convert_train_evaluate_predict(shapes_voc, tmp_path, capsys):
     lines = tmp_path / "lines"
@@ -138,6 +139,7 @@ def test_predict_names_a_corrupt_image_before_loading_any_model(tmp_path):
                       "--output", str(tmp_path / "out.png")])
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_yolov5_run_with_shufflenet_is_scored_with_its_own_box_coding(shapes_voc, tmp_path):
     lines = tmp_path / "lines"

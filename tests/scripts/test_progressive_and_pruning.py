@@ -30,6 +30,7 @@ def flags(lines, shapes_voc, run) -> list[str]:
             "--batch-size", "6", "--run-dir", str(run)]
 
 
+@pytest.mark.heavy
 def test_progressive_stages_resume_in_their_stage_and_evaluate_at_the_input_size(lines, shapes_voc, tmp_path,
                                                                                  capsys):
     run = tmp_path / "progressive"
@@ -52,6 +53,7 @@ def test_progressive_stages_resume_in_their_stage_and_evaluate_at_the_input_size
     assert detector.input_hw == (64, 64) and detector.input_shape[1:3] == (None, None)
 
 
+@pytest.mark.heavy
 def test_multi_scale_training_then_a_pruned_model_fine_tuned_and_exported(lines, shapes_voc, tmp_path, capsys):
     run = tmp_path / "multi_scale"
     assert train.main([*flags(lines, shapes_voc, run), "--multi-scale", "--epochs", "1"]) == 0

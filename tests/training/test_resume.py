@@ -57,6 +57,7 @@ def resume_epoch(run: Path) -> int:
         return 0
 
 
+@pytest.mark.heavy
 def test_sigkill_in_epoch_two_then_resume_matches_an_uninterrupted_run(lines, tmp_path):
     """Epoch 1 is a frozen-backbone phase at batch 4 (32 steps), epochs 2–3 train everything at batch 2 (64 steps
     each): the kill lands in the second phase, whose optimizer state must come back whole."""
@@ -118,6 +119,7 @@ def test_ctrl_c_prints_the_resume_command_instead_of_a_traceback(lines, tmp_path
     assert stderr.strip().splitlines()[-1] == f"interrupted: continue with: python train.py --resume {run}"
 
 
+@pytest.mark.heavy
 def test_nan_loss_stops_with_a_message_and_a_resumable_state(shapes_voc, tmp_path, monkeypatch):
     import tensorflow as tf
 
@@ -189,6 +191,7 @@ def train_flags(lines: Path, run: Path) -> list[str]:
             "--run-dir", str(run)]
 
 
+@pytest.mark.heavy
 def test_mirrored_strategy_over_two_logical_cpus_trains_an_epoch(lines, tmp_path):
     run = tmp_path / "mirrored"
     result = subprocess.run([sys.executable, "-c", strategy_script("mirrored", lines, run, logical_cpus=2)],
@@ -211,6 +214,7 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+@pytest.mark.heavy
 def test_two_multiworker_processes_train_an_epoch_together(lines, tmp_path):
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     run = tmp_path / "multiworker"

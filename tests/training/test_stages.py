@@ -122,6 +122,7 @@ def test_replanning_under_stage_dependent_epoch_times_never_jumps_the_rate(tmp_p
     assert 19 * 60 <= clock.now - start <= 21 * 60  # ends at the budget, give or take half an epoch
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_one_network_trains_at_every_stage_size_and_the_loss_reads_the_grid_from_the_batch():
     """A stage switch changes the batch's size in pixels and so the grid the targets are assigned on: one network
