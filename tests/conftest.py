@@ -1,4 +1,5 @@
-"""Shared fixtures: quiet TensorFlow, the project root on sys.path, and small data written into tmp_path."""
+"""Shared fixtures: quiet TensorFlow on one op thread, the project root on sys.path, and small data written into
+tmp_path."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Three workers share two cores: one op thread each (and in the scripts they start) keeps both cores busy without
+# TensorFlow's thread pools spinning against each other.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
