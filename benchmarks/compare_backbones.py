@@ -188,10 +188,13 @@ def main(argv: list[str] | None = None) -> int:
         print(format_deployment_table(results))
         return 0
     results, skipped = [], []
+    rows = chosen_rows(args)
+    missing_weights = {backbone: imagenet_weights_missing(backbone)
+                       for _, backbone, _, weights in rows if weights == "imagenet"}  # checked once, not per seed
     for seed in args.seeds:
-        for name, backbone, neck, weights in chosen_rows(args):
+        for name, backbone, neck, weights in rows:
             key = f"{backbone}+{neck}" + ("+imagenet" if weights != "none" else "")
-            missing = imagenet_weights_missing(backbone) if weights == "imagenet" else None
+            missing = missing_weights.get(backbone) if weights == "imagenet" else None
             if missing:  # one row without its weights does not stop the comparison
                 skipped.append(f"{name}, seed {seed}: skipped — {missing}")
                 print(skipped[-1], flush=True)

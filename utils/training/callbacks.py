@@ -105,9 +105,7 @@ class StopAtStepEnd(keras.callbacks.Callback):
             self.previous = signal.signal(signal.SIGINT, self.request)
 
     def request(self, signum: int, frame) -> None:
-        if self.requested:
-            self.restore()
-            raise KeyboardInterrupt
+        self.stop_if_requested()  # the second Ctrl-C: at once
         self.requested = True
         print("\nstopping after this step (Ctrl-C again to stop now)", file=sys.stderr, flush=True)
 
